@@ -1,0 +1,59 @@
+package dev.backlogagent.cli;
+
+import java.io.PrintWriter;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** The root command: lists the subcommands and turns failures into one-line errors and named exit codes. */
+@Command(
+    name = "backlog-agent",
+    mixinStandardHelpOptions = true,
+    versionProvider = Version.class,
+    description = "Tells why TCP connections are lost at the door of this host's servers.",
+    subcommands = {DoctorCommand.class, ListenersCommand.class})
+public final class BacklogAgent implements Runnable {
+
+  @Option(names = "--verbose", description = "Print stack traces with errors.", scope = CommandLine.ScopeType.INHERIT)
+  boolean verbose;
+
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(spec.commandLine().getOut());
+  }
+
+  public static void main(String[] args) {
+    System.exit(execute(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args));
+  }
+
+  /** Runs the command line with the given writers; tests call this instead of main. */
+  public static int execute(PrintWriter out, PrintWriter err, String... args) {
+    BacklogAgent root = new BacklogAgent();
+    CommandLine cli = new CommandLine(root);
+    cli.setOut(out);
+    cli.setErr(err);
+    cli.setExecutionExceptionHandler(
+        (ex, commandLine, parseResult) -> {
+          boolean verbose = parseResult.hasMatchedOption("--verbose") || root.verbose;
+          commandLine.getErr().println("backlog-agent: " + oneLine(ex));
+          if (verbose) {
+            ex.printStackTrace(commandLine.getErr());
+          }
+          return ex instanceof BadInputException ? ExitCode.BAD_INPUT : ExitCode.FAILURE;
+        });
+    int code = cli.execute(args);
+    out.flush();
+    err.flush();
+    return code;
+  }
+
+  static String oneLine(Throwable ex) {
+    String message = ex.getMessage();
+    if (message == null || message.isBlank()) {
+      message = ex.getClass().getSimpleName();
+    }
+    return message.replace('\n', ' ');
+  }
+}
