@@ -1,12 +1,97 @@
 package dev.backlogagent.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.backlogagent.listener.Inventory;
+import dev.backlogagent.listener.InventoryReader;
+import dev.backlogagent.procfs.NetNamespaces;
+import dev.backlogagent.report.InventoryTable;
+import dev.backlogagent.report.Json;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
-/** Placeholder until the inventory lands. */
-@Command(name = "listeners", description = "Lists every listening TCP socket with its queues, backlog and drops.")
-final class ListenersCommand implements java.util.concurrent.Callable<Integer> {
+/** Lists every listening TCP socket of the host with its queues, limits, drops and owners. */
+@Command(
+    name = "listeners",
+    description = "Lists every listening TCP socket, in every network namespace, with its queues, backlog, drops and owners.")
+final class ListenersCommand implements Callable<Integer> {
+  /** The largest pid Linux allows (pid_max's ceiling); anything larger is a namespace inode. */
+  private static final long PID_MAX_LIMIT = 4_194_304L;
+
+  @Spec CommandSpec spec;
+
+  @Option(names = "--json", description = "Print one JSON document (snake_case) instead of a table.")
+  boolean json;
+
+  @Option(names = "--netns", paramLabel = "INODE|PID", description = "Only this network namespace: its inode, or the pid of a process in it.")
+  Long netns;
+
+  @Option(names = "--port", paramLabel = "P", description = "Only listeners on this local port.")
+  Integer port;
+
+  @Option(names = "--interval", paramLabel = "SECONDS", description = "Look again every SECONDS and flag listeners whose drops rose (dropping).")
+  Double interval;
+
+  @Option(names = "--count", paramLabel = "N", description = "With --interval: stop after N looks (default: until interrupted).")
+  Integer count;
+
   @Override
-  public Integer call() {
-    throw new UnsupportedOperationException("listeners is not built yet");
+  public Integer call() throws Exception {
+    if (port != null && (port < 0 || port > 65535)) {
+      throw new BadInputException("--port must be between 0 and 65535, not " + port);
+    }
+    if (interval != null && !(interval > 0)) {
+      throw new BadInputException("--interval must be a positive number of seconds, not " + interval);
+    }
+    if (count != null && count < 1) {
+      throw new BadInputException("--count must be at least 1, not " + count);
+    }
+    InventoryReader.Scope scope = new InventoryReader.Scope(namespaceInode(), port);
+    InventoryReader reader = InventoryReader.ofHost();
+    PrintWriter out = spec.commandLine().getOut();
+    ObjectMapper mapper = Json.mapper();
+    InventoryTable table = new InventoryTable(port == null);
+
+    Inventory previous = null;
+    int looks = 0;
+    while (true) {
+      Inventory now = reader.read(scope);
+      if (previous != null) {
+        now = now.comparedWith(previous);
+      }
+      if (json) {
+        out.println(mapper.writeValueAsString(now));
+      } else {
+        if (looks > 0) {
+          out.println();
+        }
+        table.write(now, out);
+      }
+      out.flush();
+      looks++;
+      previous = now;
+      if (interval == null || (count != null && looks >= count)) {
+        return ExitCode.OK;
+      }
+      Thread.sleep((long) (interval * 1000));
+    }
+  }
+
+  private Long namespaceInode() {
+    if (netns == null) {
+      return null;
+    }
+    if (netns > PID_MAX_LIMIT) {
+      return netns;
+    }
+    long inode = NetNamespaces.inodeOf(Path.of("/proc/" + netns + "/ns/net"));
+    if (inode <= 0) {
+      throw new BadInputException("--netns " + netns + ": no process with that pid (or its namespace is not readable)");
+    }
+    return inode;
   }
 }
