@@ -43,7 +43,7 @@ public record ListenCounters(
       String[] names = lines[i].trim().split("\\s+");
       String[] values = lines[i + 1].trim().split("\\s+");
       if (names.length != values.length) {
-        throw new IOException("TcpExt has " + names.length + " names but " + values.length + " values");
+        throw new IOException("TcpExt has " + (names.length - 1) + " names but " + (values.length - 1) + " values");
       }
       for (int k = 1; k < names.length; k++) {
         try {
