@@ -178,7 +178,7 @@ public final class ProgramSupervisor implements AutoCloseable {
     if (text.isEmpty() || text.contains("RLIMIT_MEMLOCK")) {
       return; // harmless on 6.x kernels, where BPF memory is charged to the cgroup
     }
-    if (text.startsWith("ERROR") || text.contains("rror:")) {
+    if (text.contains("ERROR") || text.contains("Error:")) {
       recordError(text);
     }
     LOG.log(System.Logger.Level.INFO, "bpftrace program {0}: {1}", name, text);
