@@ -1,12 +1,134 @@
 package dev.backlogagent.cli;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import dev.backlogagent.kernel.Capability;
+import dev.backlogagent.kernel.HostCapabilities;
+import dev.backlogagent.kernel.KernelProbe;
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
-/** Placeholder until the capability probe lands. */
-@Command(name = "doctor", description = "Tells what this host's kernel lets the agent observe.")
-final class DoctorCommand implements java.util.concurrent.Callable<Integer> {
+/** Prints what {@link KernelProbe} found on this host and the tier the agent would run. */
+@Command(
+    name = "doctor",
+    mixinStandardHelpOptions = true,
+    description =
+        "Tells what this host's kernel lets the agent observe, found by trying: BTF, tracefs, which BPF attach"
+            + " kinds work (tracepoint, kprobe, fentry), bpftrace, libbpf-tools, capabilities and the listen"
+            + " sysctls, then the tier the agent would run and why. Exit 0 when the agent can observe something,"
+            + " 1 when it cannot.")
+final class DoctorCommand implements Callable<Integer> {
+
+  @Option(names = "--json", description = "Print one JSON document (fields in docs/doctor.md) instead of the table.")
+  boolean json;
+
+  @Option(
+      names = "--bpftrace",
+      paramLabel = "PATH",
+      description = "Use this bpftrace instead of searching PATH, /usr/sbin and /usr/bin.")
+  Path bpftrace;
+
+  @Spec CommandSpec spec;
+
   @Override
-  public Integer call() {
-    throw new UnsupportedOperationException("doctor is not built yet");
+  public Integer call() throws JsonProcessingException {
+    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).build().probe();
+    PrintWriter out = spec.commandLine().getOut();
+    if (json) {
+      out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(host));
+    } else {
+      printTable(out, host);
+    }
+    out.flush();
+    return host.tier().canObserve() ? ExitCode.OK : ExitCode.FAILURE;
+  }
+
+  private static void printTable(PrintWriter out, HostCapabilities host) {
+    List<String[]> rows = new ArrayList<>();
+    rows.add(row("kernel", host.kernelRelease(), ""));
+    rows.add(row("btf", yesNo(host.btf().available()), host.btf().path() + " " + host.btf().detail()));
+    rows.add(row("tracefs", yesNo(host.tracefs().mounted()), host.tracefs().detail()));
+    HostCapabilities.BpftraceBinary bpftrace = host.bpftrace();
+    rows.add(row("bpftrace", yesNo(bpftrace.found()),
+        bpftrace.found() ? bpftrace.path() + ", " + bpftrace.detail() : bpftrace.detail()));
+    attachRow(rows, "attach tracepoint", host.attach().tracepoint());
+    attachRow(rows, "attach kprobe", host.attach().kprobe());
+    attachRow(rows, "attach fentry", host.attach().fentry());
+    HostCapabilities.LibbpfTools tools = host.libbpfTools();
+    rows.add(row("libbpf-tools", yesNo(tools.found()),
+        tools.found()
+            ? tools.path() + ", " + tools.detail() + (tools.versionSource() == null ? "" : " (" + tools.versionSource() + ")")
+            : tools.detail()));
+    HostCapabilities.Capabilities caps = host.capabilities();
+    if (caps.detail() != null) {
+      rows.add(row("capabilities", "unknown", caps.detail()));
+    }
+    for (Map.Entry<Capability, String> needed : Capability.NEEDED.entrySet()) {
+      String name = needed.getKey().name();
+      String result =
+          caps.unknownToKernel().contains(name) ? "n/a" : caps.missing().contains(name) ? "missing" : "yes";
+      String detail =
+          result.equals("n/a") ? needed.getValue() + "; not known to this kernel, CAP_SYS_ADMIN stands in" : needed.getValue();
+      rows.add(row(name, result, detail));
+    }
+    HostCapabilities.Sysctls sysctls = host.sysctls();
+    rows.add(sysctlRow("net.core.somaxconn", sysctls.somaxconn(), sysctls));
+    rows.add(sysctlRow("net.ipv4.tcp_max_syn_backlog", sysctls.tcpMaxSynBacklog(), sysctls));
+    rows.add(sysctlRow("net.ipv4.tcp_syncookies", sysctls.tcpSyncookies(), sysctls));
+    rows.add(sysctlRow("net.ipv4.tcp_abort_on_overflow", sysctls.tcpAbortOnOverflow(), sysctls));
+    rows.add(row("/proc/net/netstat", yesNo(host.procNetstat().readable()), host.procNetstat().detail()));
+    rows.add(row("probe time", host.probeMillis() + " ms", ""));
+
+    int checkWidth = rows.stream().mapToInt(r -> r[0].length()).max().orElse(0);
+    // Rows without a detail (kernel release, probe time) may run into the detail column: they do not set its start.
+    int resultWidth = rows.stream().filter(r -> !r[2].isEmpty()).mapToInt(r -> r[1].length()).max().orElse(0);
+    for (String[] r : rows) {
+      String line = String.format("%-" + checkWidth + "s  %-" + resultWidth + "s  %s", r[0], r[1], r[2]);
+      out.println(line.stripTrailing());
+    }
+    out.println("tier: " + host.tier().label() + " \u2014 " + host.tierReason());
+  }
+
+  private static void attachRow(List<String[]> rows, String check, HostCapabilities.AttachResult result) {
+    String detail = result.probe() + ": " + result.detail() + (result.millis() > 0 ? " (" + result.millis() + " ms)" : "");
+    rows.add(row(check, result.works() ? "works" : "fails", detail));
+  }
+
+  private static String[] sysctlRow(String name, Long value, HostCapabilities.Sysctls sysctls) {
+    if (value == null) {
+      return row(name, "unknown", sysctls.unreadable().getOrDefault(name, "cannot read it"));
+    }
+    return row(name, value.toString(), sysctlMeaning(name, value));
+  }
+
+  private static String sysctlMeaning(String name, long value) {
+    return switch (name) {
+      case "net.core.somaxconn" -> "caps every listen() backlog in this network namespace";
+      case "net.ipv4.tcp_max_syn_backlog" -> "bounds the half-open connections (SYN queue) of a listener";
+      case "net.ipv4.tcp_syncookies" -> value == 0
+          ? "off: SYNs beyond a full SYN queue are dropped"
+          : value == 1 ? "SYN cookies are sent when a SYN queue overflows" : "SYN cookies are always sent";
+      case "net.ipv4.tcp_abort_on_overflow" -> value == 0
+          ? "a full accept queue drops the client's third ACK; the client retries"
+          : "a full accept queue resets the connection";
+      default -> "";
+    };
+  }
+
+  private static String yesNo(boolean value) {
+    return value ? "yes" : "no";
+  }
+
+  private static String[] row(String check, String result, String detail) {
+    return new String[] {check, result == null ? "" : result, detail == null ? "" : detail};
   }
 }

@@ -1,55 +1,97 @@
 package dev.backlogagent.testing;
 
-import static org.junit.jupiter.api.Assertions.fail;
-
+import java.io.File;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 
 /**
- * Guards for tests that need the real kernel: root, a command such as bpftrace or ip. Outside CI such a
- * test is skipped when the machine cannot run it; with {@code BACKLOG_AGENT_REQUIRE_KERNEL_TESTS=true}
- * (which .ci/run sets) the same gap fails the test, so kernel proofs never vanish quietly.
+ * Guards for tests that need the real kernel (root, bpftrace, ...): where a need is not met they skip, but
+ * when the system property {@value #REQUIRE_PROPERTY} is "true" (CI sets it through the environment variable
+ * BACKLOG_AGENT_REQUIRE_KERNEL_TESTS) they fail, so that a kernel test can never pass by not running.
  */
 public final class KernelTests {
+
+  /** The system property that turns every skip of a kernel test into a failure. */
+  public static final String REQUIRE_PROPERTY = "backlog.requireKernel";
+
+  private static final List<String> SYSTEM_DIRS = List.of("/usr/sbin", "/usr/bin", "/sbin", "/bin");
+
   private KernelTests() {}
 
-  public static boolean required() {
-    return "true".equalsIgnoreCase(System.getProperty("backlog.requireKernel"))
-        || "true".equalsIgnoreCase(System.getenv("BACKLOG_AGENT_REQUIRE_KERNEL_TESTS"));
+  /** Needs root and bpftrace; {@code why} says what the test proves, for the skip or failure message. */
+  public static void assumeKernel(String why) {
+    requireRoot(why);
+    requireCommand("bpftrace", why);
   }
 
-  /** The test needs root (setns, BPF, network namespaces). */
+  /** Needs an effective user id of 0. */
   public static void requireRoot() {
-    need("root".equals(System.getProperty("user.name")), "needs root");
+    requireRoot("a kernel test");
   }
 
-  /** The test needs this command on PATH (or in /usr/sbin, /sbin). */
-  public static void requireCommand(String command) {
-    need(commandPath(command) != null, "needs the command " + command);
+  /** Needs the executable {@code name} on PATH or in the system directories; returns where it is. */
+  public static Path requireCommand(String name) {
+    return requireCommand(name, "a kernel test");
   }
 
-  public static Path commandPath(String command) {
-    String path = System.getenv().getOrDefault("PATH", "") + ":/usr/sbin:/sbin:/usr/bin:/bin";
-    for (String dir : path.split(":")) {
-      if (dir.isEmpty()) {
-        continue;
-      }
-      Path candidate = Path.of(dir, command);
-      if (Files.isExecutable(candidate)) {
-        return candidate;
-      }
-    }
-    return null;
-  }
-
-  private static void need(boolean met, String what) {
-    if (met) {
+  /** Skips the test (or fails it when kernel tests are required) unless {@code condition} holds. */
+  public static void require(boolean condition, String unmet) {
+    if (condition) {
       return;
     }
     if (required()) {
-      fail("kernel test required (BACKLOG_AGENT_REQUIRE_KERNEL_TESTS) but this machine " + what);
+      Assertions.fail(unmet + " (" + REQUIRE_PROPERTY + "=true turns this skip into a failure)");
     }
-    Assumptions.assumeTrue(false, "skipped: " + what);
+    Assumptions.abort(unmet);
+  }
+
+  /** Whether kernel tests must run here rather than skip. */
+  public static boolean required() {
+    return "true".equalsIgnoreCase(System.getProperty(REQUIRE_PROPERTY, "").strip())
+        || "true".equalsIgnoreCase(System.getenv().getOrDefault("BACKLOG_AGENT_REQUIRE_KERNEL_TESTS", "").strip());
+  }
+
+  /** The effective user id of this JVM, from /proc/self/status; -1 when it cannot be read. */
+  public static int effectiveUid() {
+    try (InputStream in = Files.newInputStream(Path.of("/proc/self/status"))) {
+      String status = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+      return status
+          .lines()
+          .filter(line -> line.startsWith("Uid:"))
+          .map(line -> Integer.parseInt(line.substring(4).strip().split("\\s+")[1]))
+          .findFirst()
+          .orElse(-1);
+    } catch (IOException | RuntimeException e) {
+      return -1;
+    }
+  }
+
+  /** Where the executable {@code name} is, on PATH or in the system directories. */
+  public static Optional<Path> findCommand(String name) {
+    List<String> dirs = new ArrayList<>(List.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)));
+    dirs.addAll(SYSTEM_DIRS);
+    return dirs.stream()
+        .filter(dir -> !dir.isEmpty())
+        .map(dir -> Path.of(dir, name))
+        .filter(p -> Files.isRegularFile(p) && Files.isExecutable(p))
+        .findFirst();
+  }
+
+  private static void requireRoot(String why) {
+    require(effectiveUid() == 0, why + " needs root (effective uid " + effectiveUid() + ")");
+  }
+
+  private static Path requireCommand(String name, String why) {
+    Optional<Path> found = findCommand(name);
+    require(found.isPresent(), why + " needs " + name + " (not on PATH, nor in " + String.join(", ", SYSTEM_DIRS) + ")");
+    return found.orElseThrow();
   }
 }

@@ -1,0 +1,80 @@
+package dev.backlogagent.kernel;
+
+import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.annotation.JsonNaming;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What this host let the agent do when {@link KernelProbe} tried, and the tier it would run because of it.
+ * Serialized with Jackson, it is the document of {@code backlog-agent doctor --json} (see docs/doctor.md).
+ */
+@JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+public record HostCapabilities(
+    String kernelRelease,
+    Btf btf,
+    Tracefs tracefs,
+    BpftraceBinary bpftrace,
+    Attach attach,
+    LibbpfTools libbpfTools,
+    Capabilities capabilities,
+    Sysctls sysctls,
+    ProcNetstat procNetstat,
+    Tier tier,
+    String tierReason,
+    long probeMillis) {
+
+  /** Kernel type information at /sys/kernel/btf/vmlinux, which bpftrace needs for fentry and struct fields. */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record Btf(boolean available, String path, long sizeBytes, String detail) {}
+
+  /** The tracing filesystem bpftrace finds tracepoints and kprobe events in. */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record Tracefs(boolean mounted, String path, boolean mountedByDoctor, String detail) {}
+
+  /** Where bpftrace is (null path when nowhere) and the version it reports. */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record BpftraceBinary(boolean found, String path, String version, String detail) {}
+
+  /** One BPF attach kind, tried with a tiny bpftrace program that attaches and exits at once. */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record AttachResult(boolean works, String probe, String detail, long millis) {
+    static AttachResult notTried(String probe, String why) {
+      return new AttachResult(false, probe, "not tried: " + why, 0);
+    }
+  }
+
+  /** The three attach kinds the agent's programs use. */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record Attach(AttachResult tracepoint, AttachResult kprobe, AttachResult fentry) {}
+
+  /** bcc's prebuilt CO-RE tools (found by tcpstates), an optional second source of events. */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record LibbpfTools(boolean found, String path, String version, String versionSource, String detail) {}
+
+  /**
+   * The process's effective capabilities, those the agent needs but lacks, and needed ones this kernel does not
+   * know (CAP_BPF and CAP_PERFMON before 5.8, where CAP_SYS_ADMIN stands in for them).
+   */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record Capabilities(
+      String effectiveHex,
+      List<String> effective,
+      List<String> missing,
+      @JsonInclude(JsonInclude.Include.NON_EMPTY) List<String> unknownToKernel,
+      @JsonInclude(JsonInclude.Include.NON_NULL) String detail) {}
+
+  /** The sysctls of the agent's own network namespace that bound listen backlogs and SYN handling. */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record Sysctls(
+      Long somaxconn,
+      Long tcpMaxSynBacklog,
+      Long tcpSyncookies,
+      Long tcpAbortOnOverflow,
+      @JsonInclude(JsonInclude.Include.NON_EMPTY) Map<String, String> unreadable) {}
+
+  /** Whether the TcpExt counters (ListenOverflows, ListenDrops, ...) can be read: the floor of observation. */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record ProcNetstat(boolean readable, String detail) {}
+}
