@@ -1,6 +1,8 @@
 package dev.backlogagent.cli;
 
+import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -25,7 +27,10 @@ public final class BacklogAgent implements Runnable {
   }
 
   public static void main(String[] args) {
-    System.exit(execute(new PrintWriter(System.out, true), new PrintWriter(System.err, true), args));
+    // UTF-8 whatever the locale: a daemon under systemd often runs with LANG=C, and journald stores UTF-8.
+    PrintWriter out = new PrintWriter(new OutputStreamWriter(System.out, StandardCharsets.UTF_8), true);
+    PrintWriter err = new PrintWriter(new OutputStreamWriter(System.err, StandardCharsets.UTF_8), true);
+    System.exit(execute(out, err, args));
   }
 
   /** Runs the command line with the given writers; tests call this instead of main. */
