@@ -10,6 +10,7 @@ import dev.backlogagent.testing.Nstat;
 import dev.backlogagent.testing.SsListeners;
 import dev.backlogagent.testing.TestNetns;
 import dev.backlogagent.testing.TestNetns.ListenerProcess;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
@@ -110,6 +111,30 @@ class InventoryReaderKernelTest {
       Listener l = only(read(ns), server.port());
       assertThat(l.processes()).extracting(p -> (long) p.pid())
           .containsExactlyInAnyOrder(server.pid(), server.childPid());
+    }
+  }
+
+  @Test
+  void aProcessInAContainersCgroupIsTiedToThatContainersId() throws Exception {
+    String id = "c0ffee" + "0123456789abcdef".repeat(3) + "0123456789";
+    // A cgroup named the way docker's systemd driver names it; the kernel then reports it in /proc/PID/cgroup.
+    Path cgroup = Files.exists(Path.of("/sys/fs/cgroup/cgroup.controllers"))
+        ? Path.of("/sys/fs/cgroup/system.slice/docker-" + id + ".scope")
+        : Files.exists(Path.of("/sys/fs/cgroup/unified/cgroup.controllers"))
+            ? Path.of("/sys/fs/cgroup/unified/docker-" + id + ".scope")
+            : Path.of("/sys/fs/cgroup/pids/docker/" + id);
+    try (TestNetns ns = TestNetns.create()) {
+      ListenerProcess server = ns.startListener();
+      Files.createDirectories(cgroup);
+      try {
+        Files.writeString(cgroup.resolve("cgroup.procs"), Long.toString(server.pid()));
+        Listener l = only(read(ns), server.port());
+        assertThat(l.processes()).singleElement().satisfies(p -> assertThat(p.containerId()).isEqualTo(id));
+      } finally {
+        server.stop();
+        Thread.sleep(100);
+        Files.deleteIfExists(cgroup);
+      }
     }
   }
 
