@@ -1,0 +1,155 @@
+package dev.backlogagent.decode;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.backlogagent.decode.TraceEvent.Counted;
+import dev.backlogagent.decode.TraceEvent.Histogrammed;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Turns bpftrace records into {@link TraceEvent}s by the contract in the programs' headers. A record
+ * that breaks the contract is an {@link UndecodableException} — counted by the caller, never fatal.
+ * Maps it does not know (scratch maps printed at exit) are ignored.
+ */
+public final class TraceEventDecoder {
+  private static final Map<String, Counted> COUNTS = Map.of(
+      "@handshakes", Counted.HANDSHAKES,
+      "@queue_peak", Counted.QUEUE_PEAK,
+      "@synack_retransmits", Counted.SYNACK_RETRANSMITS,
+      "@drops", Counted.DROPS,
+      "@syn_refused", Counted.SYN_REFUSED,
+      "@resets_suppressed", Counted.RESETS_SUPPRESSED,
+      "@slow_accept_suppressed", Counted.SLOW_ACCEPTS_SUPPRESSED);
+  private static final Map<String, Histogrammed> HISTOGRAMS = Map.of(
+      "@queue_depth", Histogrammed.QUEUE_DEPTH,
+      "@accept_wait_us", Histogrammed.ACCEPT_WAIT_MICROS,
+      "@kaccept_wait_us", Histogrammed.ACCEPT_WAIT_MICROS);
+
+  private final ObjectMapper mapper = new ObjectMapper();
+
+  /** A record that does not follow the programs' contract. */
+  public static final class UndecodableException extends Exception {
+    public UndecodableException(String message) {
+      super(message);
+    }
+  }
+
+  public List<TraceEvent> decode(BpftraceRecord record) throws UndecodableException {
+    if (record instanceof BpftraceRecord.Printed printed) {
+      return List.of(event(printed.text()));
+    }
+    if (record instanceof BpftraceRecord.MapDump dump) {
+      return counts(dump);
+    }
+    if (record instanceof BpftraceRecord.HistDump hist) {
+      return histograms(hist);
+    }
+    return List.of();
+  }
+
+  private TraceEvent event(String text) throws UndecodableException {
+    JsonNode e;
+    try {
+      e = mapper.readTree(text);
+    } catch (JsonProcessingException ex) {
+      throw new UndecodableException("event is not JSON: " + abbreviate(text));
+    }
+    if (e == null || !e.isObject()) {
+      throw new UndecodableException("event is not a JSON object: " + abbreviate(text));
+    }
+    String type = e.path("ev").asText("");
+    return switch (type) {
+      case "listen" -> new TraceEvent.ListenCall(key(e), e.path("pid").asInt(), e.path("comm").asText(null),
+          number(e, "requested_backlog"), number(e, "backlog"));
+      case "reset" -> new TraceEvent.ResetSent(key(e), e.path("state").asInt(), number(e, "reason"));
+      case "slow_accept" -> new TraceEvent.SlowAccept(key(e), e.path("pid").asInt(0), e.path("comm").asText(null),
+          e.path("handshake_ns").asLong(0), number(e, "wait_us"),
+          e.has("queue_len") ? e.path("queue_len").asLong() : e.path("queue").asLong(), e.path("backlog").asLong());
+      case "overflow_start" -> new TraceEvent.OverflowStart(key(e), e.path("kind").asText(), number(e, "queue"),
+          number(e, "backlog"), e.path("syncookies").asInt(-1));
+      default -> throw new UndecodableException("unknown event type '" + type + "'");
+    };
+  }
+
+  private static ListenerKey key(JsonNode e) throws UndecodableException {
+    for (String field : new String[] {"netns", "family", "addr", "port"}) {
+      if (!e.has(field)) {
+        throw new UndecodableException("event without " + field + ": " + abbreviate(e.toString()));
+      }
+    }
+    return new ListenerKey(e.get("netns").asLong(), e.get("family").asInt(), e.get("addr").asText(), e.get("port").asInt());
+  }
+
+  private static long number(JsonNode e, String field) throws UndecodableException {
+    JsonNode n = e.get(field);
+    if (n == null || !n.isNumber()) {
+      throw new UndecodableException("event field " + field + " missing or not a number");
+    }
+    return n.asLong();
+  }
+
+  private static List<TraceEvent> counts(BpftraceRecord.MapDump dump) throws UndecodableException {
+    if ("@states".equals(dump.map())) {
+      List<TraceEvent> out = new ArrayList<>();
+      for (Map.Entry<List<String>, Long> e : dump.values().entrySet()) {
+        if (e.getKey().size() != 2) {
+          throw new UndecodableException("@states key is not (from,to): " + e.getKey());
+        }
+        out.add(new TraceEvent.StateTransitions(integer(e.getKey().get(0)), integer(e.getKey().get(1)), e.getValue()));
+      }
+      return out;
+    }
+    Counted what = COUNTS.get(dump.map());
+    if (what == null) {
+      return List.of();
+    }
+    List<TraceEvent> out = new ArrayList<>(dump.values().size());
+    for (Map.Entry<List<String>, Long> e : dump.values().entrySet()) {
+      List<String> k = e.getKey();
+      if (k.size() < 4) {
+        throw new UndecodableException(dump.map() + " key is not a listener key: " + k);
+      }
+      String detail = k.size() > 4 ? String.join(",", k.subList(4, k.size())) : null;
+      out.add(new TraceEvent.ListenerCount(what, listenerKey(k), detail, e.getValue()));
+    }
+    return out;
+  }
+
+  private static List<TraceEvent> histograms(BpftraceRecord.HistDump hist) throws UndecodableException {
+    Histogrammed what = HISTOGRAMS.get(hist.map());
+    if (what == null) {
+      return List.of();
+    }
+    List<TraceEvent> out = new ArrayList<>();
+    for (Map.Entry<List<String>, List<BpftraceRecord.Bucket>> e : hist.buckets().entrySet()) {
+      if (e.getKey().size() != 4) {
+        throw new UndecodableException(hist.map() + " key is not a listener key: " + e.getKey());
+      }
+      out.add(new TraceEvent.ListenerHistogram(what, listenerKey(e.getKey()), e.getValue()));
+    }
+    return out;
+  }
+
+  private static ListenerKey listenerKey(List<String> k) throws UndecodableException {
+    return new ListenerKey(longValue(k.get(0)), integer(k.get(1)), k.get(2), integer(k.get(3)));
+  }
+
+  private static int integer(String s) throws UndecodableException {
+    return (int) longValue(s);
+  }
+
+  private static long longValue(String s) throws UndecodableException {
+    try {
+      return Long.parseLong(s.strip());
+    } catch (NumberFormatException e) {
+      throw new UndecodableException("'" + s + "' is not a number");
+    }
+  }
+
+  private static String abbreviate(String s) {
+    return s.length() > 160 ? s.substring(0, 160) + "…" : s;
+  }
+}
