@@ -1,0 +1,271 @@
+package dev.backlogagent.listener;
+
+import dev.backlogagent.decode.BpftraceRecord;
+import dev.backlogagent.decode.ListenerKey;
+import dev.backlogagent.decode.TraceEvent;
+import dev.backlogagent.kernel.TracepointSymbols;
+import dev.backlogagent.procfs.ListenCounters;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * Joins BPF events to the listener inventory, interval by interval. Events name listeners by
+ * (namespace, address, port); the join takes the exact address first, then the wildcard listener of the
+ * same port, so that a handshake on 127.0.0.1 lands on the listener bound to 0.0.0.0. At the end of an
+ * interval each listener's sk_drops delta and its namespace's counter deltas decide what kind of trouble
+ * it is in.
+ */
+public final class ListenerCorrelator {
+  private static final String LISTEN_OVERFLOW_REASON = "TCP_LISTEN_OVERFLOW";
+
+  private final TracepointSymbols dropReasons;
+  private final Object lock = new Object();
+  private Map<ListenerKey, Window> windows = new HashMap<>();
+  private Map<String, Long> states = new TreeMap<>();
+  private Inventory previous;
+  private Instant windowStart = Instant.now();
+
+  public ListenerCorrelator(TracepointSymbols dropReasons) {
+    this.dropReasons = dropReasons;
+  }
+
+  /** What one listener key collected during the current interval. */
+  private static final class Window {
+    long handshakes;
+    long peakQueue = -1;
+    long synack;
+    final Map<String, Long> dropsByReason = new TreeMap<>();
+    final Map<String, Long> refusedByKind = new TreeMap<>();
+    final Map<Long, BpftraceRecord.Bucket> waits = new TreeMap<>();
+
+    void merge(Window o) {
+      handshakes += o.handshakes;
+      peakQueue = Math.max(peakQueue, o.peakQueue);
+      synack += o.synack;
+      o.dropsByReason.forEach((k, v) -> dropsByReason.merge(k, v, Long::sum));
+      o.refusedByKind.forEach((k, v) -> refusedByKind.merge(k, v, Long::sum));
+      o.waits.values().forEach(this::addWait);
+    }
+
+    void addWait(BpftraceRecord.Bucket b) {
+      waits.merge(b.min(), b, (x, y) -> new BpftraceRecord.Bucket(x.min(), x.max(), x.count() + y.count()));
+    }
+  }
+
+  /** Takes one decoded event (from any bpftrace child's thread). */
+  public void accept(TraceEvent event) {
+    synchronized (lock) {
+      if (event instanceof TraceEvent.ListenerCount c) {
+        Window w = windows.computeIfAbsent(c.key(), k -> new Window());
+        switch (c.what()) {
+          case HANDSHAKES -> w.handshakes += c.value();
+          case QUEUE_PEAK -> w.peakQueue = Math.max(w.peakQueue, c.value());
+          case SYNACK_RETRANSMITS -> w.synack += c.value();
+          case DROPS -> w.dropsByReason.merge(reasonName(c.detail()), c.value(), Long::sum);
+          case SYN_REFUSED -> w.refusedByKind.merge(c.detail() == null ? "unknown" : c.detail(), c.value(), Long::sum);
+          default -> { }
+        }
+      } else if (event instanceof TraceEvent.ListenerHistogram h
+          && h.what() == TraceEvent.Histogrammed.ACCEPT_WAIT_MICROS) {
+        Window w = windows.computeIfAbsent(h.key(), k -> new Window());
+        h.buckets().forEach(w::addWait);
+      } else if (event instanceof TraceEvent.StateTransitions s) {
+        states.merge(s.from() + ">" + s.to(), s.count(), Long::sum);
+      } else if (event instanceof TraceEvent.OverflowStart o) {
+        windows.computeIfAbsent(o.key(), k -> new Window());
+      }
+    }
+  }
+
+  private String reasonName(String number) {
+    if (number == null) {
+      return "unknown";
+    }
+    try {
+      return dropReasons.name(Long.parseLong(number));
+    } catch (NumberFormatException e) {
+      return number;
+    }
+  }
+
+  /** The listener an event key names in this inventory, or null. */
+  public static Listener join(Inventory inventory, ListenerKey key) {
+    Listener wildcard = null;
+    Listener only = null;
+    int candidates = 0;
+    for (Listener l : inventory.listeners()) {
+      if (l.netns() != key.netns() || l.port() != key.port()) {
+        continue;
+      }
+      if (l.address().equals(key.address())) {
+        return l;
+      }
+      candidates++;
+      only = l;
+      if (isWildcard(l.address()) && (l.family().equals(key.familyName()) || l.address().equals("::"))) {
+        if (wildcard == null || l.family().equals(key.familyName())) {
+          wildcard = l;
+        }
+      }
+    }
+    if (wildcard != null) {
+      return wildcard;
+    }
+    return candidates == 1 ? only : null;
+  }
+
+  private static boolean isWildcard(String address) {
+    return address.equals("0.0.0.0") || address.equals("::");
+  }
+
+  /**
+   * Ends the interval at {@code now}: joins what was collected to it, computes deltas against the
+   * previous inventory, diagnoses each listener, and starts a new interval.
+   */
+  public IntervalReport close(Inventory now) {
+    Map<ListenerKey, Window> collected;
+    Map<String, Long> transitions;
+    Instant start;
+    Inventory before;
+    synchronized (lock) {
+      collected = windows;
+      transitions = states;
+      windows = new HashMap<>();
+      states = new TreeMap<>();
+      start = windowStart;
+      windowStart = Instant.now();
+      before = previous;
+      previous = now;
+    }
+
+    Map<Long, ListenCounters> deltas = new HashMap<>();
+    Map<Long, Long> dropsBefore = new HashMap<>();
+    Map<Long, Boolean> fullBefore = new HashMap<>();
+    if (before != null) {
+      for (NetNamespace ns : now.namespaces()) {
+        before.namespace(ns.netns()).ifPresent(old -> deltas.put(ns.netns(), delta(ns.counters(), old.counters())));
+      }
+      for (Listener l : before.listeners()) {
+        dropsBefore.put(l.socketInode(), l.drops());
+        fullBefore.put(l.socketInode(), l.full());
+      }
+    }
+
+    // Merge every key's window into the listener it names; keys of no known listener stay apart.
+    Map<Long, Window> byListener = new LinkedHashMap<>();
+    Map<Long, Listener> listenersByInode = new HashMap<>();
+    Map<ListenerKey, Window> orphans = new LinkedHashMap<>();
+    for (Map.Entry<ListenerKey, Window> e : collected.entrySet()) {
+      Listener l = join(now, e.getKey());
+      if (l == null) {
+        orphans.put(e.getKey(), e.getValue());
+      } else {
+        listenersByInode.put(l.socketInode(), l);
+        byListener.computeIfAbsent(l.socketInode(), k -> new Window()).merge(e.getValue());
+      }
+    }
+    // A listener whose drops rose is reported even when no event named it (no BPF, or the kernel path is untraced).
+    for (Listener l : now.listeners()) {
+      Long old = dropsBefore.get(l.socketInode());
+      if (old != null && l.drops() > old) {
+        listenersByInode.put(l.socketInode(), l);
+        byListener.computeIfAbsent(l.socketInode(), k -> new Window());
+      }
+    }
+
+    List<ListenerInterval> intervals = new ArrayList<>();
+    for (Map.Entry<Long, Window> e : byListener.entrySet()) {
+      Listener l = listenersByInode.get(e.getKey());
+      Long old = dropsBefore.get(l.socketInode());
+      long drops = old == null ? 0 : Math.max(0, l.drops() - old);
+      boolean wasFull = fullBefore.getOrDefault(l.socketInode(), false);
+      ListenCounters nsDelta = deltas.get(l.netns());
+      Window w = e.getValue();
+      Set<Trouble> troubles = diagnose(l, wasFull, drops, w, nsDelta, activeSynListeners(byListener, listenersByInode, l.netns()));
+      intervals.add(interval(l, new ListenerKey(l.netns(), "ipv6".equals(l.family()) ? 10 : 2, l.address(), l.port()), drops, w, troubles));
+    }
+    for (Map.Entry<ListenerKey, Window> e : orphans.entrySet()) {
+      Window w = e.getValue();
+      Set<Trouble> troubles = EnumSet.noneOf(Trouble.class);
+      refusals(w, troubles);
+      intervals.add(interval(null, e.getKey(), 0, w, troubles));
+    }
+    Instant end = Instant.now();
+    return new IntervalReport(end, Duration.between(start, end), now, deltas, intervals, transitions);
+  }
+
+  private static ListenerInterval interval(Listener l, ListenerKey key, long drops, Window w, Set<Trouble> troubles) {
+    return new ListenerInterval(l, key, drops, w.handshakes, w.peakQueue, w.synack,
+        Map.copyOf(w.dropsByReason), Map.copyOf(w.refusedByKind), List.copyOf(w.waits.values()), troubles);
+  }
+
+  /** How many listeners of a namespace showed SYN-side activity (SYN-ACK retransmits or drops) this interval. */
+  private static int activeSynListeners(Map<Long, Window> byListener, Map<Long, Listener> listeners, long netns) {
+    int n = 0;
+    for (Map.Entry<Long, Window> e : byListener.entrySet()) {
+      Listener l = listeners.get(e.getKey());
+      if (l.netns() == netns && e.getValue().synack > 0) {
+        n++;
+      }
+    }
+    return n;
+  }
+
+  static Set<Trouble> diagnose(
+      Listener l, boolean wasFull, long drops, Window w, ListenCounters nsDelta, int synActiveInNamespace) {
+    Set<Trouble> troubles = EnumSet.noneOf(Trouble.class);
+    if (refusals(w, troubles)) {
+      return troubles; // the kprobe tier saw each refusal and its kind: nothing to infer
+    }
+    boolean acceptSigns = l.full() || wasFull
+        || (w.peakQueue >= 0 && w.peakQueue >= l.backlog())
+        || w.dropsByReason.containsKey(LISTEN_OVERFLOW_REASON);
+    long overflows = nsDelta == null ? 0 : nsDelta.listenOverflows();
+    long synQueueDrops = nsDelta == null ? 0 : nsDelta.reqqFullDrops();
+    long cookies = nsDelta == null ? 0 : Math.max(nsDelta.reqqFullCookies(), nsDelta.syncookiesSent());
+    if (drops > 0 && acceptSigns && (overflows > 0 || nsDelta == null)) {
+      troubles.add(Trouble.ACCEPT_QUEUE_OVERFLOW);
+    }
+    if (drops > 0 && (synQueueDrops > 0 || (!acceptSigns && overflows == 0))) {
+      // Drops with the accept queue not full are SYN-side: a full SYN queue, or the kernel shedding
+      // unproven peers once the SYN queue passes three quarters of tcp_max_syn_backlog.
+      troubles.add(Trouble.SYN_QUEUE_OVERFLOW);
+    }
+    if (cookies > 0 && (w.synack > 0 || drops > 0) && synActiveInNamespace <= 1) {
+      troubles.add(Trouble.SYNCOOKIES);
+    }
+    return troubles;
+  }
+
+  /** Maps the kprobe tier's refusal kinds onto troubles; true when there were any. */
+  private static boolean refusals(Window w, Set<Trouble> troubles) {
+    for (String kind : w.refusedByKind.keySet()) {
+      switch (kind) {
+        case "accept" -> troubles.add(Trouble.ACCEPT_QUEUE_OVERFLOW);
+        case "syn" -> troubles.add(Trouble.SYN_QUEUE_OVERFLOW);
+        case "cookie" -> troubles.add(Trouble.SYNCOOKIES);
+        default -> { }
+      }
+    }
+    return !w.refusedByKind.isEmpty();
+  }
+
+  private static ListenCounters delta(ListenCounters now, ListenCounters old) {
+    return new ListenCounters(
+        Math.max(0, now.listenOverflows() - old.listenOverflows()),
+        Math.max(0, now.listenDrops() - old.listenDrops()),
+        Math.max(0, now.reqqFullDrops() - old.reqqFullDrops()),
+        Math.max(0, now.reqqFullCookies() - old.reqqFullCookies()),
+        Math.max(0, now.syncookiesSent() - old.syncookiesSent()),
+        Math.max(0, now.syncookiesRecv() - old.syncookiesRecv()),
+        Math.max(0, now.syncookiesFailed() - old.syncookiesFailed()));
+  }
+}
