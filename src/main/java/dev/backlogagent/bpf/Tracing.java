@@ -74,8 +74,21 @@ public final class Tracing implements AutoCloseable {
     }
     BpfProgram rest = BpfProgram.combine(working);
     ProgramSupervisor supervisor = supervise(rest, launch, sink);
-    supervisor.awaitFirstAttach(launch.attachTimeout());
-    return new Tracing(List.of(supervisor), rest.concerns(), List.copyOf(failures));
+    if (supervisor.awaitFirstAttach(launch.attachTimeout()) || working.size() == 1) {
+      return new Tracing(List.of(supervisor), rest.concerns(), List.copyOf(failures));
+    }
+    // Each works alone but not together (a clash between programs): one process each, then.
+    supervisor.close();
+    LOG.log(System.Logger.Level.WARNING, "the working BPF concerns do not combine ({0}); running one process each",
+        supervisor.status().lastError());
+    List<ProgramSupervisor> each = new ArrayList<>();
+    List<Concern> running = new ArrayList<>();
+    for (BpfProgram program : working) {
+      ProgramSupervisor one = supervise(program, launch, sink);
+      each.add(one);
+      running.addAll(program.concerns());
+    }
+    return new Tracing(List.copyOf(each), List.copyOf(running), List.copyOf(failures));
   }
 
   private static ProgramSupervisor supervise(BpfProgram program, Launch launch, Consumer<BpftraceRecord> sink)

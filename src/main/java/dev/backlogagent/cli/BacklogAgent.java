@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     versionProvider = Version.class,
     description = "Tells why TCP connections are lost at the door of this host's servers.",
-    subcommands = {DoctorCommand.class, ListenersCommand.class})
+    subcommands = {DoctorCommand.class, ListenersCommand.class, TraceCommand.class})
 public final class BacklogAgent implements Runnable {
 
   @Option(names = "--verbose", description = "Print stack traces with errors.", scope = CommandLine.ScopeType.INHERIT)
@@ -35,6 +35,7 @@ public final class BacklogAgent implements Runnable {
 
   /** Runs the command line with the given writers; tests call this instead of main. */
   public static int execute(PrintWriter out, PrintWriter err, String... args) {
+    configureLogging(java.util.Arrays.asList(args).contains("--verbose"));
     BacklogAgent root = new BacklogAgent();
     CommandLine cli = new CommandLine(root);
     cli.setOut(out);
@@ -52,6 +53,21 @@ public final class BacklogAgent implements Runnable {
     out.flush();
     err.flush();
     return code;
+  }
+
+  /**
+   * One line per log record on stderr (journald adds its own timestamp); warnings and worse unless
+   * --verbose, which also shows what bpftrace children print.
+   */
+  static void configureLogging(boolean verbose) {
+    System.setProperty("java.util.logging.SimpleFormatter.format", "%4$s %3$s: %5$s%6$s%n");
+    java.util.logging.Logger root = java.util.logging.Logger.getLogger("");
+    java.util.logging.Level level = verbose ? java.util.logging.Level.INFO : java.util.logging.Level.WARNING;
+    root.setLevel(level);
+    for (java.util.logging.Handler h : root.getHandlers()) {
+      h.setLevel(level);
+      h.setFormatter(new java.util.logging.SimpleFormatter());
+    }
   }
 
   static String oneLine(Throwable ex) {

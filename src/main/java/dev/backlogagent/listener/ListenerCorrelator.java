@@ -175,6 +175,10 @@ public final class ListenerCorrelator {
     // A listener whose drops rose is reported even when no event named it (no BPF, or the kernel path is untraced).
     for (Listener l : now.listeners()) {
       Long old = dropsBefore.get(l.socketInode());
+      if (before != null && old == null && l.drops() > 0) {
+        dropsBefore.put(l.socketInode(), 0L); // born during the interval: all its drops are new
+        old = 0L;
+      }
       if (old != null && l.drops() > old) {
         listenersByInode.put(l.socketInode(), l);
         byListener.computeIfAbsent(l.socketInode(), k -> new Window());
@@ -185,7 +189,7 @@ public final class ListenerCorrelator {
     for (Map.Entry<Long, Window> e : byListener.entrySet()) {
       Listener l = listenersByInode.get(e.getKey());
       Long old = dropsBefore.get(l.socketInode());
-      long drops = old == null ? 0 : Math.max(0, l.drops() - old);
+      long drops = old == null ? (before == null ? 0 : l.drops()) : Math.max(0, l.drops() - old);
       boolean wasFull = fullBefore.getOrDefault(l.socketInode(), false);
       ListenCounters nsDelta = deltas.get(l.netns());
       Window w = e.getValue();

@@ -12,7 +12,8 @@ public final class Fixtures {
 
   public static Path path(String resource) throws IOException {
     Path file = Path.of("target", "fixtures", resource);
-    if (!Files.exists(file)) {
+    synchronized (Fixtures.class) {
+      // Copied afresh each run: a stale copy from an earlier build would test old code.
       Files.createDirectories(file.getParent());
       try (InputStream in = Fixtures.class.getResourceAsStream("/fixtures/" + resource)) {
         if (in == null) {

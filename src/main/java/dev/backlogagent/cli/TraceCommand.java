@@ -1,0 +1,259 @@
+package dev.backlogagent.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.backlogagent.bpf.BpfProgram;
+import dev.backlogagent.bpf.Concern;
+import dev.backlogagent.bpf.Tracing;
+import dev.backlogagent.decode.BpftraceRecord;
+import dev.backlogagent.decode.ListenerKey;
+import dev.backlogagent.decode.TraceEvent;
+import dev.backlogagent.decode.TraceEventDecoder;
+import dev.backlogagent.kernel.HostCapabilities;
+import dev.backlogagent.kernel.KernelProbe;
+import dev.backlogagent.kernel.Tier;
+import dev.backlogagent.kernel.TracepointSymbols;
+import dev.backlogagent.listener.Inventory;
+import dev.backlogagent.listener.InventoryReader;
+import dev.backlogagent.listener.IntervalReport;
+import dev.backlogagent.listener.ListenerCorrelator;
+import dev.backlogagent.listener.RequestedBacklogBook;
+import dev.backlogagent.procfs.NetNamespaces;
+import dev.backlogagent.procfs.Processes;
+import dev.backlogagent.report.Json;
+import dev.backlogagent.report.TraceLine;
+import dev.backlogagent.report.TraceLines;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+/** Live tracing for a person at a terminal: one line per event, each explained by its listener and settings. */
+@Command(
+    name = "trace",
+    description = "Follows accept-queue overflows, SYN drops, resets and listen() calls live, one line per event.")
+final class TraceCommand implements Callable<Integer> {
+  private static final long PID_MAX_LIMIT = 4_194_304L;
+
+  @Spec CommandSpec spec;
+
+  @Option(names = "--json", description = "Print JSON lines (schema in README) instead of sentences.")
+  boolean json;
+
+  @Option(names = "--port", paramLabel = "P", description = "Only events of listeners on this local port.")
+  Integer port;
+
+  @Option(names = "--netns", paramLabel = "INODE|PID", description = "Only this network namespace: its inode, or the pid of a process in it.")
+  Long netns;
+
+  @Option(names = "--duration", paramLabel = "S", description = "Stop after S seconds (default: until Ctrl-C).")
+  Double duration;
+
+  @Option(names = "--states", description = "Also print TCP state-transition summaries each interval.")
+  boolean states;
+
+  @Option(names = "--interval", paramLabel = "S", defaultValue = "1", description = "Summary interval in seconds (default: ${DEFAULT-VALUE}).")
+  int interval;
+
+  @Option(names = "--slow-accept-ms", paramLabel = "MS", defaultValue = "100", description = "Report connections that waited longer than MS in the accept queue (default: ${DEFAULT-VALUE}).")
+  int slowAcceptMs;
+
+  @Option(names = "--tier", paramLabel = "TIER", description = "Force the tier (kprobe, tracepoint, counters) instead of probing the kernel.")
+  String tier;
+
+  @Option(names = "--bpftrace", paramLabel = "PATH", description = "The bpftrace to run (default: search PATH, /usr/sbin, /usr/bin).")
+  Path bpftrace;
+
+  @Option(names = "--programs", paramLabel = "DIR", description = "Read the bpftrace programs from DIR instead of the jar.")
+  Path programs;
+
+  @Override
+  public Integer call() throws Exception {
+    validate();
+    PrintWriter out = spec.commandLine().getOut();
+    PrintWriter err = spec.commandLine().getErr();
+    Long scopeNetns = namespaceInode();
+    InventoryReader.Scope scope = new InventoryReader.Scope(scopeNetns, port);
+
+    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).build().probe();
+    Tier chosen = tier == null ? host.tier() : parseTier();
+    boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
+    Path bpftracePath = bpftrace != null ? bpftrace
+        : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
+
+    RequestedBacklogBook requested = new RequestedBacklogBook();
+    InventoryReader reader = new InventoryReader(NetNamespaces.ofHost()::discover, new Processes(Path.of("/proc")), requested);
+    ListenerCorrelator correlator = new ListenerCorrelator(TracepointSymbols.dropReasons());
+    TraceLines lines = new TraceLines(TracepointSymbols.resetReasons());
+    TraceEventDecoder decoder = new TraceEventDecoder();
+    ObjectMapper mapper = Json.mapper();
+    AtomicReference<Inventory> latest = new AtomicReference<>(reader.read(scope));
+    correlator.close(latest.get()); // the baseline every delta is measured from
+    AtomicLong undecodable = new AtomicLong();
+
+    Object printLock = new Object();
+    java.util.function.Consumer<TraceLine> print = line -> {
+      if (line == null) {
+        return;
+      }
+      synchronized (printLock) {
+        try {
+          out.println(json ? mapper.writeValueAsString(line) : line.time().substring(11, 19) + " " + line.text());
+        } catch (IOException e) {
+          out.println(line.text());
+        }
+        out.flush();
+      }
+    };
+
+    java.util.function.Consumer<BpftraceRecord> sink = record -> {
+      List<TraceEvent> events;
+      try {
+        events = decoder.decode(record);
+      } catch (TraceEventDecoder.UndecodableException e) {
+        undecodable.incrementAndGet();
+        return;
+      }
+      for (TraceEvent event : events) {
+        if (event instanceof TraceEvent.ListenCall call) {
+          requested.record(call);
+        }
+        ListenerKey key = keyOf(event);
+        if (key != null && !inScope(key, scopeNetns)) {
+          continue;
+        }
+        correlator.accept(event);
+        if (event instanceof TraceEvent.ListenCall || event instanceof TraceEvent.ResetSent
+            || event instanceof TraceEvent.SlowAccept || event instanceof TraceEvent.OverflowStart) {
+          print.accept(lines.event(event, latest.get()));
+        }
+      }
+    };
+
+    Path work = Files.createTempDirectory("backlog-agent-");
+    List<BpfProgram> chosenPrograms = new ArrayList<>();
+    for (Concern concern : Concern.forTier(chosen, fentry, states)) {
+      chosenPrograms.add(BpfProgram.load(concern, programs));
+    }
+    Tracing.Launch launch = new Tracing.Launch(bpftracePath,
+        List.of(Integer.toString(interval), Integer.toString(slowAcceptMs)), work, Duration.ofSeconds(60));
+    CountDownLatch stop = new CountDownLatch(1);
+    Thread hook = new Thread(stop::countDown, "trace-shutdown");
+    Runtime.getRuntime().addShutdownHook(hook);
+    try (Tracing tracing = Tracing.start(chosenPrograms, launch, sink)) {
+      err.println("tracing at tier " + chosen.label() + (tier == null ? " (" + host.tierReason() + ")" : " (forced)")
+          + ": " + (tracing.running().isEmpty() ? "no BPF programs, counters and inventory only" : "programs " + tracing.running()));
+      for (Tracing.Failure f : tracing.failures()) {
+        err.println("not running " + f.concern() + ": " + f.reason());
+      }
+      err.flush();
+      long deadline = duration == null ? Long.MAX_VALUE : System.nanoTime() + (long) (duration * 1e9);
+      while (System.nanoTime() < deadline) {
+        long wait = Math.min(TimeUnit.SECONDS.toNanos(interval), deadline - System.nanoTime());
+        if (stop.await(Math.max(0, wait), TimeUnit.NANOSECONDS)) {
+          break;
+        }
+        Inventory now = reader.read(scope);
+        latest.set(now);
+        IntervalReport report = correlator.close(now);
+        for (TraceLine line : lines.interval(report, states)) {
+          print.accept(line);
+        }
+      }
+    } finally {
+      try {
+        Runtime.getRuntime().removeShutdownHook(hook);
+      } catch (IllegalStateException e) {
+        // already shutting down: the hook has run
+      }
+      deleteQuietly(work);
+    }
+    if (undecodable.get() > 0) {
+      err.println("skipped " + undecodable.get() + " undecodable event(s)");
+    }
+    return ExitCode.OK;
+  }
+
+  private static ListenerKey keyOf(TraceEvent event) {
+    if (event instanceof TraceEvent.ListenCall e) return e.key();
+    if (event instanceof TraceEvent.ResetSent e) return e.key();
+    if (event instanceof TraceEvent.SlowAccept e) return e.key();
+    if (event instanceof TraceEvent.OverflowStart e) return e.key();
+    if (event instanceof TraceEvent.ListenerCount e) return e.key();
+    if (event instanceof TraceEvent.ListenerHistogram e) return e.key();
+    return null;
+  }
+
+  private boolean inScope(ListenerKey key, Long scopeNetns) {
+    return (scopeNetns == null || key.netns() == scopeNetns) && (port == null || key.port() == port);
+  }
+
+  private void validate() {
+    if (port != null && (port < 0 || port > 65535)) {
+      throw new BadInputException("--port must be between 0 and 65535, not " + port);
+    }
+    if (duration != null && !(duration > 0)) {
+      throw new BadInputException("--duration must be a positive number of seconds, not " + duration);
+    }
+    if (interval < 1 || interval > 3600) {
+      throw new BadInputException("--interval must be between 1 and 3600 seconds, not " + interval);
+    }
+    if (slowAcceptMs < 1) {
+      throw new BadInputException("--slow-accept-ms must be at least 1, not " + slowAcceptMs);
+    }
+    if (tier != null) {
+      parseTier();
+    }
+    if (programs != null && !Files.isDirectory(programs)) {
+      throw new BadInputException("--programs " + programs + ": not a directory");
+    }
+  }
+
+  private Tier parseTier() {
+    try {
+      Tier t = Tier.parse(tier);
+      if (t == Tier.NONE) {
+        throw new IllegalArgumentException("tier 'none' observes nothing; expected kprobe, tracepoint or counters");
+      }
+      return t;
+    } catch (IllegalArgumentException e) {
+      throw new BadInputException("--tier: " + e.getMessage());
+    }
+  }
+
+  private Long namespaceInode() {
+    if (netns == null) {
+      return null;
+    }
+    if (netns > PID_MAX_LIMIT) {
+      return netns;
+    }
+    long inode = NetNamespaces.inodeOf(Path.of("/proc/" + netns + "/ns/net"));
+    if (inode <= 0) {
+      throw new BadInputException("--netns " + netns + ": no process with that pid (or its namespace is not readable)");
+    }
+    return inode;
+  }
+
+  private static void deleteQuietly(Path dir) {
+    try (var files = Files.list(dir)) {
+      for (Path f : files.toList()) {
+        Files.deleteIfExists(f);
+      }
+      Files.deleteIfExists(dir);
+    } catch (IOException e) {
+      // a leftover temp directory is harmless
+    }
+  }
+}
