@@ -55,8 +55,7 @@ public final class KernelTests {
 
   /** Whether kernel tests must run here rather than skip. */
   public static boolean required() {
-    return "true".equalsIgnoreCase(System.getProperty(REQUIRE_PROPERTY, "").strip())
-        || "true".equalsIgnoreCase(System.getenv().getOrDefault("BACKLOG_AGENT_REQUIRE_KERNEL_TESTS", "").strip());
+    return "true".equalsIgnoreCase(System.getProperty(REQUIRE_PROPERTY, "").strip());
   }
 
   /** The effective user id of this JVM, from /proc/self/status; -1 when it cannot be read. */
