@@ -165,6 +165,9 @@ final class TraceCommand implements Callable<Integer> {
           break;
         }
         Inventory now = reader.read(scope);
+        for (String skipped : now.skipped()) {
+          err.println("skipped " + skipped);
+        }
         latest.set(now);
         IntervalReport report = correlator.close(now);
         for (TraceLine line : lines.interval(report, states)) {

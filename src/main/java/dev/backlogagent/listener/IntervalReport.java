@@ -12,6 +12,7 @@ import java.util.Map;
  *
  * @param counterDeltas per namespace inode, how much each TcpExt counter rose during the interval
  * @param stateTransitions "FROM>TO" state-number pairs and how often they happened (with STATES on)
+ * @param unattributedCookies per namespace inode, SYN cookies sent that no listener could be blamed for
  */
 public record IntervalReport(
     Instant end,
@@ -19,4 +20,5 @@ public record IntervalReport(
     Inventory inventory,
     Map<Long, ListenCounters> counterDeltas,
     List<ListenerInterval> listeners,
-    Map<String, Long> stateTransitions) {}
+    Map<String, Long> stateTransitions,
+    Map<Long, Long> unattributedCookies) {}

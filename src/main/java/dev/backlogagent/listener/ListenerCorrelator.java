@@ -31,6 +31,10 @@ public final class ListenerCorrelator {
   private Map<ListenerKey, Window> windows = new HashMap<>();
   private Map<String, Long> states = new TreeMap<>();
   private Inventory previous;
+  /** Per namespace, the socket inodes that showed SYN-side activity and in which interval (for cookie attribution). */
+  private final Map<Long, Map<Long, Long>> recentSynActivity = new HashMap<>();
+  private long intervalNumber;
+  private static final long SYN_ACTIVITY_MEMORY = 3;
   private Instant windowStart = Instant.now();
 
   public ListenerCorrelator(TracepointSymbols dropReasons) {
@@ -175,8 +179,10 @@ public final class ListenerCorrelator {
     // A listener whose drops rose is reported even when no event named it (no BPF, or the kernel path is untraced).
     for (Listener l : now.listeners()) {
       Long old = dropsBefore.get(l.socketInode());
-      if (before != null && old == null && l.drops() > 0) {
-        dropsBefore.put(l.socketInode(), 0L); // born during the interval: all its drops are new
+      if (before != null && old == null && l.drops() > 0 && before.namespace(l.netns()).isPresent()) {
+        // Born during the interval (its namespace was read last time, without it): all its drops are new.
+        // Had the namespace been unreadable last time, its drops would be counted twice: skip it instead.
+        dropsBefore.put(l.socketInode(), 0L);
         old = 0L;
       }
       if (old != null && l.drops() > old) {
@@ -185,15 +191,25 @@ public final class ListenerCorrelator {
       }
     }
 
+    intervalNumber++;
+    for (Map.Entry<Long, Window> e : byListener.entrySet()) {
+      Listener l = listenersByInode.get(e.getKey());
+      Long old = dropsBefore.get(l.socketInode());
+      if (e.getValue().synack > 0 || (old != null && l.drops() > old)) {
+        recentSynActivity.computeIfAbsent(l.netns(), k -> new HashMap<>()).put(l.socketInode(), intervalNumber);
+      }
+    }
+    recentSynActivity.values().forEach(m -> m.values().removeIf(n -> intervalNumber - n >= SYN_ACTIVITY_MEMORY));
+
     List<ListenerInterval> intervals = new ArrayList<>();
     for (Map.Entry<Long, Window> e : byListener.entrySet()) {
       Listener l = listenersByInode.get(e.getKey());
       Long old = dropsBefore.get(l.socketInode());
-      long drops = old == null ? (before == null ? 0 : l.drops()) : Math.max(0, l.drops() - old);
+      long drops = old == null ? 0 : Math.max(0, l.drops() - old);
       boolean wasFull = fullBefore.getOrDefault(l.socketInode(), false);
       ListenCounters nsDelta = deltas.get(l.netns());
       Window w = e.getValue();
-      Set<Trouble> troubles = diagnose(l, wasFull, drops, w, nsDelta, activeSynListeners(byListener, listenersByInode, l.netns()));
+      Set<Trouble> troubles = diagnose(l, wasFull, drops, w, nsDelta, synActiveListeners(l.netns()));
       intervals.add(interval(l, new ListenerKey(l.netns(), "ipv6".equals(l.family()) ? 10 : 2, l.address(), l.port()), drops, w, troubles));
     }
     for (Map.Entry<ListenerKey, Window> e : orphans.entrySet()) {
@@ -202,8 +218,28 @@ public final class ListenerCorrelator {
       refusals(w, troubles);
       intervals.add(interval(null, e.getKey(), 0, w, troubles));
     }
+    // SYN cookies that no listener can be blamed for (the tracepoint tier sees cookies only as a namespace
+    // counter): reported per namespace rather than lost. A listener that had SYN-side activity in the last
+    // few intervals and is its namespace's only such listener takes them.
+    Map<Long, Long> unattributedCookies = new HashMap<>();
+    for (Map.Entry<Long, ListenCounters> d : deltas.entrySet()) {
+      long cookies = d.getValue().syncookiesSent();
+      if (cookies == 0) {
+        continue;
+      }
+      boolean attributed = intervals.stream().anyMatch(i -> i.key().netns() == d.getKey() && i.troubles().contains(Trouble.SYNCOOKIES));
+      if (!attributed) {
+        Listener blamed = onlyRecentSynListener(now, d.getKey());
+        if (blamed != null) {
+          intervals.add(new ListenerInterval(blamed, keyOf(blamed), 0, 0, -1, 0, Map.of(), Map.of(), List.of(),
+              EnumSet.of(Trouble.SYNCOOKIES)));
+        } else {
+          unattributedCookies.put(d.getKey(), cookies);
+        }
+      }
+    }
     Instant end = Instant.now();
-    return new IntervalReport(end, Duration.between(start, end), now, deltas, intervals, transitions);
+    return new IntervalReport(end, Duration.between(start, end), now, deltas, intervals, transitions, unattributedCookies);
   }
 
   private static ListenerInterval interval(Listener l, ListenerKey key, long drops, Window w, Set<Trouble> troubles) {
@@ -211,16 +247,22 @@ public final class ListenerCorrelator {
         Map.copyOf(w.dropsByReason), Map.copyOf(w.refusedByKind), List.copyOf(w.waits.values()), troubles);
   }
 
-  /** How many listeners of a namespace showed SYN-side activity (SYN-ACK retransmits or drops) this interval. */
-  private static int activeSynListeners(Map<Long, Window> byListener, Map<Long, Listener> listeners, long netns) {
-    int n = 0;
-    for (Map.Entry<Long, Window> e : byListener.entrySet()) {
-      Listener l = listeners.get(e.getKey());
-      if (l.netns() == netns && e.getValue().synack > 0) {
-        n++;
-      }
+  /** How many listeners of a namespace showed SYN-side activity (SYN-ACK retransmits or drops) lately. */
+  private int synActiveListeners(long netns) {
+    return recentSynActivity.getOrDefault(netns, Map.of()).size();
+  }
+
+  private Listener onlyRecentSynListener(Inventory now, long netns) {
+    Map<Long, Long> active = recentSynActivity.getOrDefault(netns, Map.of());
+    if (active.size() != 1) {
+      return null;
     }
-    return n;
+    long inode = active.keySet().iterator().next();
+    return now.listeners().stream().filter(l -> l.socketInode() == inode).findFirst().orElse(null);
+  }
+
+  private static ListenerKey keyOf(Listener l) {
+    return new ListenerKey(l.netns(), "ipv6".equals(l.family()) ? 10 : 2, l.address(), l.port());
   }
 
   static Set<Trouble> diagnose(
@@ -235,15 +277,16 @@ public final class ListenerCorrelator {
     long overflows = nsDelta == null ? 0 : nsDelta.listenOverflows();
     long synQueueDrops = nsDelta == null ? 0 : nsDelta.reqqFullDrops();
     long cookies = nsDelta == null ? 0 : Math.max(nsDelta.reqqFullCookies(), nsDelta.syncookiesSent());
+    boolean cookiesEngaged = nsDelta != null && nsDelta.reqqFullCookies() > 0;
     if (drops > 0 && acceptSigns && (overflows > 0 || nsDelta == null)) {
       troubles.add(Trouble.ACCEPT_QUEUE_OVERFLOW);
     }
-    if (drops > 0 && (synQueueDrops > 0 || (!acceptSigns && overflows == 0))) {
+    if (drops > 0 && (synQueueDrops > 0 || (!acceptSigns && overflows == 0 && !cookiesEngaged))) {
       // Drops with the accept queue not full are SYN-side: a full SYN queue, or the kernel shedding
       // unproven peers once the SYN queue passes three quarters of tcp_max_syn_backlog.
       troubles.add(Trouble.SYN_QUEUE_OVERFLOW);
     }
-    if (cookies > 0 && (w.synack > 0 || drops > 0) && synActiveInNamespace <= 1) {
+    if (cookies > 0 && (w.synack > 0 || drops > 0) && synActiveInNamespace == 1) {
       troubles.add(Trouble.SYNCOOKIES);
     }
     return troubles;

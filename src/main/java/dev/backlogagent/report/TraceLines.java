@@ -132,8 +132,9 @@ public final class TraceLines {
                 null, null, null, null, null, null, null, text));
           }
           case SYNCOOKIES -> {
-            long sent = li.refusedByKind().getOrDefault("cookie",
-                delta == null ? 0 : Math.max(delta.syncookiesSent(), delta.reqqFullCookies()));
+            // What the namespace really sent: a cookie whose SYN-ACK has no route is counted by
+            // TCPReqQFullDoCookies but never sent.
+            long sent = delta == null ? li.refusedByKind().getOrDefault("cookie", 0L) : delta.syncookiesSent();
             String text = where + ": SYN queue full — answered with SYN cookies, " + sent + " sent in " + seconds
                 + (s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies() + ")");
             lines.add(new TraceLine(now, "syncookies", key.netns(), key.familyName(), key.address(), key.port(), pid, comm,
@@ -148,6 +149,14 @@ public final class TraceLines {
         lines.add(new TraceLine(now, "synack_retransmit", key.netns(), key.familyName(), key.address(), key.port(), pid, comm,
             null, null, null, null, null, null, null, null, li.synackRetransmits(), null, null, null, null, null, text));
       }
+    }
+    for (Map.Entry<Long, Long> e : report.unattributedCookies().entrySet()) {
+      NamespaceSysctls s = report.inventory().namespace(e.getKey()).map(NetNamespace::sysctls).orElse(null);
+      String text = "netns " + e.getKey() + ": a SYN queue is full — " + e.getValue() + " SYN cookies sent in " + seconds
+          + " (tcp_syncookies=" + (s == null ? "?" : s.tcpSyncookies()) + "); the listener is not known yet "
+          + "(at the tracepoint tier it shows once its half-open connections retransmit SYN-ACKs)";
+      lines.add(new TraceLine(now, "syncookies", e.getKey(), null, null, null, null, null, null, null, null, null, null, null,
+          s == null ? null : s.tcpSyncookies(), e.getValue(), null, null, null, null, null, null, text));
     }
     if (withStates) {
       for (Map.Entry<String, Long> e : report.stateTransitions().entrySet()) {
