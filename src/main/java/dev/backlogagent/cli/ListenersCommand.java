@@ -3,13 +3,12 @@ package dev.backlogagent.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.backlogagent.listener.Inventory;
 import dev.backlogagent.listener.InventoryReader;
-import dev.backlogagent.procfs.NetNamespaces;
 import dev.backlogagent.report.InventoryTable;
 import dev.backlogagent.report.Json;
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -19,19 +18,12 @@ import picocli.CommandLine.Spec;
     name = "listeners",
     description = "Lists every listening TCP socket, in every network namespace, with its queues, backlog, drops and owners.")
 final class ListenersCommand implements Callable<Integer> {
-  /** The largest pid Linux allows (pid_max's ceiling); anything larger is a namespace inode. */
-  private static final long PID_MAX_LIMIT = 4_194_304L;
-
   @Spec CommandSpec spec;
 
   @Option(names = "--json", description = "Print one JSON document (snake_case) instead of a table.")
   boolean json;
 
-  @Option(names = "--netns", paramLabel = "INODE|PID", description = "Only this network namespace: its inode, or the pid of a process in it.")
-  Long netns;
-
-  @Option(names = "--port", paramLabel = "P", description = "Only listeners on this local port.")
-  Integer port;
+  @Mixin ListenerScopeOptions scopeOptions;
 
   @Option(names = "--interval", paramLabel = "SECONDS", description = "Look again every SECONDS and flag listeners whose drops rose (dropping).")
   Double interval;
@@ -41,20 +33,17 @@ final class ListenersCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (port != null && (port < 0 || port > 65535)) {
-      throw new BadInputException("--port must be between 0 and 65535, not " + port);
-    }
     if (interval != null && !(interval > 0)) {
       throw new BadInputException("--interval must be a positive number of seconds, not " + interval);
     }
     if (count != null && count < 1) {
       throw new BadInputException("--count must be at least 1, not " + count);
     }
-    InventoryReader.Scope scope = new InventoryReader.Scope(namespaceInode(), port);
+    InventoryReader.Scope scope = scopeOptions.resolve();
     InventoryReader reader = InventoryReader.ofHost();
     PrintWriter out = spec.commandLine().getOut();
     ObjectMapper mapper = Json.mapper();
-    InventoryTable table = new InventoryTable(port == null);
+    InventoryTable table = new InventoryTable(scope.port() == null);
 
     Inventory previous = null;
     int looks = 0;
@@ -81,17 +70,4 @@ final class ListenersCommand implements Callable<Integer> {
     }
   }
 
-  private Long namespaceInode() {
-    if (netns == null) {
-      return null;
-    }
-    if (netns > PID_MAX_LIMIT) {
-      return netns;
-    }
-    long inode = NetNamespaces.inodeOf(Path.of("/proc/" + netns + "/ns/net"));
-    if (inode <= 0) {
-      throw new BadInputException("--netns " + netns + ": no process with that pid (or its namespace is not readable)");
-    }
-    return inode;
-  }
 }

@@ -35,6 +35,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -44,18 +45,12 @@ import picocli.CommandLine.Spec;
     name = "trace",
     description = "Follows accept-queue overflows, SYN drops, resets and listen() calls live, one line per event.")
 final class TraceCommand implements Callable<Integer> {
-  private static final long PID_MAX_LIMIT = 4_194_304L;
-
   @Spec CommandSpec spec;
 
   @Option(names = "--json", description = "Print JSON lines (schema in README) instead of sentences.")
   boolean json;
 
-  @Option(names = "--port", paramLabel = "P", description = "Only events of listeners on this local port.")
-  Integer port;
-
-  @Option(names = "--netns", paramLabel = "INODE|PID", description = "Only this network namespace: its inode, or the pid of a process in it.")
-  Long netns;
+  @Mixin ListenerScopeOptions scopeOptions;
 
   @Option(names = "--duration", paramLabel = "S", description = "Stop after S seconds (default: until Ctrl-C).")
   Double duration;
@@ -83,8 +78,8 @@ final class TraceCommand implements Callable<Integer> {
     validate();
     PrintWriter out = spec.commandLine().getOut();
     PrintWriter err = spec.commandLine().getErr();
-    Long scopeNetns = namespaceInode();
-    InventoryReader.Scope scope = new InventoryReader.Scope(scopeNetns, port);
+    InventoryReader.Scope scope = scopeOptions.resolve();
+    Long scopeNetns = scope.netns();
 
     HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).build().probe();
     Tier chosen = tier == null ? host.tier() : parseTier();
@@ -199,13 +194,11 @@ final class TraceCommand implements Callable<Integer> {
   }
 
   private boolean inScope(ListenerKey key, Long scopeNetns) {
+    Integer port = scopeOptions.port;
     return (scopeNetns == null || key.netns() == scopeNetns) && (port == null || key.port() == port);
   }
 
   private void validate() {
-    if (port != null && (port < 0 || port > 65535)) {
-      throw new BadInputException("--port must be between 0 and 65535, not " + port);
-    }
     if (duration != null && !(duration > 0)) {
       throw new BadInputException("--duration must be a positive number of seconds, not " + duration);
     }
@@ -235,19 +228,6 @@ final class TraceCommand implements Callable<Integer> {
     }
   }
 
-  private Long namespaceInode() {
-    if (netns == null) {
-      return null;
-    }
-    if (netns > PID_MAX_LIMIT) {
-      return netns;
-    }
-    long inode = NetNamespaces.inodeOf(Path.of("/proc/" + netns + "/ns/net"));
-    if (inode <= 0) {
-      throw new BadInputException("--netns " + netns + ": no process with that pid (or its namespace is not readable)");
-    }
-    return inode;
-  }
 
   private static void deleteQuietly(Path dir) {
     try (var files = Files.list(dir)) {

@@ -110,6 +110,19 @@ class ListenersCommandTest {
     assertThat(run("listeners", "--port", "eighty")).isEqualTo(ExitCode.BAD_INPUT);
   }
 
+  @Test
+  void traceRefusesBadArgumentsBeforeStartingAnything() {
+    assertThat(run("trace", "--tier", "turbo")).isEqualTo(ExitCode.BAD_INPUT);
+    assertThat(err.toString().strip()).startsWith("backlog-agent: --tier: unknown tier 'turbo'; expected one of kprobe, tracepoint");
+    err.getBuffer().setLength(0);
+    assertThat(run("trace", "--duration", "0")).isEqualTo(ExitCode.BAD_INPUT);
+    assertThat(err.toString().strip()).isEqualTo("backlog-agent: --duration must be a positive number of seconds, not 0.0");
+    err.getBuffer().setLength(0);
+    assertThat(run("trace", "--port", "-1")).isEqualTo(ExitCode.BAD_INPUT);
+    assertThat(run("trace", "--programs", "/nonexistent")).isEqualTo(ExitCode.BAD_INPUT);
+    assertThat(out.toString()).isEmpty();
+  }
+
   private static List<String> fields(JsonNode node) {
     List<String> names = new ArrayList<>();
     node.fieldNames().forEachRemaining(names::add);
