@@ -21,6 +21,7 @@ import java.util.function.Consumer;
 public final class ProgramSupervisor implements AutoCloseable {
   private static final System.Logger LOG = System.getLogger(ProgramSupervisor.class.getName());
   private static final Duration STABLE_RUN = Duration.ofSeconds(60);
+  private static final long ATTACH_GRACE_NANOS = Duration.ofMillis(1500).toNanos();
 
   private final String name;
   private final List<String> command;
@@ -36,6 +37,8 @@ public final class ProgramSupervisor implements AutoCloseable {
 
   private volatile SupervisorStatus.State state = SupervisorStatus.State.STARTING;
   private volatile boolean attachedThisRun;
+  /** When bpftrace said "attached_probes" this run: it says so before attaching, so it is only a claim. */
+  private volatile long attachClaimedAt;
   private volatile boolean closed;
   private volatile BpftraceChild child;
   private long restarts;
@@ -81,12 +84,17 @@ public final class ProgramSupervisor implements AutoCloseable {
   private void superviseLoop() {
     while (!closed) {
       attachedThisRun = false;
+      attachClaimedAt = 0;
       state = SupervisorStatus.State.STARTING;
       long started = System.nanoTime();
       try {
         child = BpftraceChild.start(name, command, this::onStdout, this::onStderr);
         while (!closed && !child.waitFor(200)) {
-          // wait for the child to exit or for close()
+          // A probe that cannot attach makes bpftrace exit within moments of its claim; alive after
+          // the grace period, the claim holds.
+          if (!attachedThisRun && attachClaimedAt != 0 && System.nanoTime() - attachClaimedAt > ATTACH_GRACE_NANOS) {
+            confirmAttached();
+          }
         }
         if (closed) {
           break;
@@ -129,6 +137,15 @@ public final class ProgramSupervisor implements AutoCloseable {
     firstOutcome.countDown();
   }
 
+  private void confirmAttached() {
+    attachedThisRun = true;
+    state = SupervisorStatus.State.ATTACHED;
+    synchronized (lock) {
+      lastError = null;
+    }
+    firstOutcome.countDown();
+  }
+
   private void recordExit(int exitValue) {
     synchronized (lock) {
       if (!attachedThisRun) {
@@ -156,13 +173,11 @@ public final class ProgramSupervisor implements AutoCloseable {
       return;
     }
     if (record instanceof BpftraceRecord.Attached) {
-      attachedThisRun = true;
-      state = SupervisorStatus.State.ATTACHED;
-      synchronized (lock) {
-        lastError = null;
-      }
-      firstOutcome.countDown();
-    } else if (record instanceof BpftraceRecord.LostEvents l) {
+      attachClaimedAt = System.nanoTime();
+    } else if (!attachedThisRun && attachClaimedAt != 0) {
+      confirmAttached(); // output after the claim: the probes are live
+    }
+    if (record instanceof BpftraceRecord.LostEvents l) {
       lost.addAndGet(l.count());
     }
     try {

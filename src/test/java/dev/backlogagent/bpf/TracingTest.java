@@ -1,0 +1,95 @@
+package dev.backlogagent.bpf;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.backlogagent.decode.BpftraceRecord;
+import dev.backlogagent.testing.KernelTests;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Running several concerns on the real kernel: combined, and when one of them is broken. */
+class TracingTest {
+  @TempDir Path dir;
+
+  private static final String TICK = "interval:ms:200 { printf(\"{\\\"ev\\\":\\\"tick\\\"}\\n\"); }\n";
+  private static final String COUNT = "tracepoint:sock:inet_sock_set_state { @a = count(); }\nEND { clear(@a); }\n";
+  private static final String BROKEN = "kprobe:no_such_kernel_function_here { @b = count(); }\n";
+
+  private Tracing.Launch launch() {
+    return new Tracing.Launch(KernelTests.requireCommand("bpftrace"), List.of(), dir, Duration.ofSeconds(60));
+  }
+
+  @Test
+  void concernsRunCombinedInOneProcessWhenTheyAllAttach() throws Exception {
+    KernelTests.assumeKernel("combined programs");
+    List<BpftraceRecord> records = new CopyOnWriteArrayList<>();
+    try (Tracing tracing = Tracing.start(List.of(
+        new BpfProgram(List.of(Concern.LISTEN), TICK), new BpfProgram(List.of(Concern.HANDSHAKES), COUNT)),
+        launch(), records::add)) {
+      assertThat(tracing.running()).containsExactly(Concern.LISTEN, Concern.HANDSHAKES);
+      assertThat(tracing.failures()).isEmpty();
+      assertThat(tracing.childPids()).hasSize(1);
+      ProgramSupervisorTest.waitUntil(() -> records.stream().anyMatch(r -> r instanceof BpftraceRecord.Printed));
+    }
+  }
+
+  @Test
+  void aProgramThatFailsIsReportedWithItsReasonAndTheRestRuns() throws Exception {
+    KernelTests.assumeKernel("partial failure");
+    List<BpftraceRecord> records = new CopyOnWriteArrayList<>();
+    try (Tracing tracing = Tracing.start(List.of(
+        new BpfProgram(List.of(Concern.LISTEN), TICK), new BpfProgram(List.of(Concern.SYN_REFUSED), BROKEN)),
+        launch(), records::add)) {
+      assertThat(tracing.running()).containsExactly(Concern.LISTEN);
+      assertThat(tracing.failures()).singleElement().satisfies(f -> {
+        assertThat(f.concern()).isEqualTo(Concern.SYN_REFUSED);
+        assertThat(f.reason()).contains("no_such_kernel_function_here");
+      });
+      ProgramSupervisorTest.waitUntil(() -> records.stream().anyMatch(r -> r instanceof BpftraceRecord.Printed));
+    }
+  }
+
+  @Test
+  void aJvmKilledWithSigkillLeavesNoBpftraceBehind() throws Exception {
+    KernelTests.assumeKernel("no orphan after SIGKILL");
+    Path jar = Path.of("target/backlog-agent.jar");
+    // The packaged jar is the real thing; without it, run from the test classpath.
+    List<String> command = Files.exists(jar)
+        ? List.of(javaBin(), "-jar", jar.toString(), "trace", "--duration", "60")
+        : List.of(javaBin(), "-cp", System.getProperty("java.class.path"), "dev.backlogagent.cli.BacklogAgent", "trace", "--duration", "60");
+    Process agent = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(dir.resolve("agent.log").toFile()).start();
+    try {
+      ProgramSupervisorTest.waitUntil(() -> agent.descendants().anyMatch(TracingTest::isBpftrace)
+          && logContains("tracing at tier"));
+      List<ProcessHandle> children = agent.descendants().filter(TracingTest::isBpftrace).toList();
+      assertThat(children).isNotEmpty();
+      agent.destroyForcibly(); // SIGKILL: no shutdown hook runs
+      agent.waitFor(10, TimeUnit.SECONDS);
+      ProgramSupervisorTest.waitUntil(() -> children.stream().noneMatch(ProcessHandle::isAlive));
+    } finally {
+      agent.destroyForcibly();
+    }
+  }
+
+  private boolean logContains(String text) {
+    try {
+      return Files.readString(dir.resolve("agent.log")).contains(text);
+    } catch (java.io.IOException e) {
+      return false;
+    }
+  }
+
+  private static boolean isBpftrace(ProcessHandle p) {
+    return p.info().command().map(c -> c.endsWith("bpftrace")).orElse(false);
+  }
+
+  private static String javaBin() {
+    return Path.of(System.getProperty("java.home"), "bin", "java").toString();
+  }
+}
