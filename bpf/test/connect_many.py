@@ -32,6 +32,7 @@ def main():
         socks.append(s)
         if a.gap_ms:
             time.sleep(a.gap_ms / 1000.0)
+    print("connects-issued-at", time.monotonic_ns(), flush=True)
     time.sleep(a.hold)
     _, writable, _ = select.select([], socks, [], 0)
     ok = sum(1 for s in writable if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)

@@ -7,7 +7,8 @@ Listens on ADDR:PORT with the requested backlog and then, by --mode:
                 closes the accepted connection
   accept-close  accepts and closes as fast as it can
 Prints one line "listening FAMILY ADDR PORT" on stdout when ready, and exits
-after --duration seconds.
+after --duration seconds. Times are CLOCK_MONOTONIC ns, the clock of BPF's
+nsecs, so they compare directly with handshake_ns of acceptwait.bt.
 """
 import argparse
 import random
@@ -24,6 +25,8 @@ def main():
     p.add_argument("--mode", choices=["never", "slow", "accept-close"], default="never")
     p.add_argument("--delay-ms", default="200-400")
     p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--log-accepts", action="store_true",
+                   help='print "accepted-at NS PEERPORT" (CLOCK_MONOTONIC) per accept')
     a = p.parse_args()
 
     family = socket.AF_INET6 if ":" in a.addr else socket.AF_INET
@@ -48,6 +51,8 @@ def main():
             except socket.timeout:
                 continue
             accepted += 1
+            if a.log_accepts:
+                print("accepted-at", time.monotonic_ns(), c.getpeername()[1], flush=True)
             c.close()
     print("accepted", accepted, flush=True)
     s.close()
