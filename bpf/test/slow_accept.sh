@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # slow_accept.sh - a listener that sleeps 200-400 ms before each accept.
 #
+# USAGE: slow_accept.sh [6]
+#   6: the listener is dual-stack [::]:8080 and the clients connect to ::1
+#      (recorded as *-slow-accept-ipv6)
+#
 # 20 clients connect at once to a listener bound to 0.0.0.0:8080 (backlog 16);
 # it accepts one every 200-400 ms, so the k-th connection waits about k * 0.3 s
 # in the accept queue. acceptwait.bt times each wait (handshake to accept) and
@@ -13,16 +17,18 @@ source "$(dirname "$0")/lib.sh"
 
 NS=bltest-tp-slow
 PORT=8080
+LISTEN_ADDR=0.0.0.0 CONNECT_ADDR=127.0.0.1 situation=slow-accept
+if [ "${1:-}" = 6 ]; then LISTEN_ADDR=:: CONNECT_ADDR=::1 situation=slow-accept-ipv6; fi
 PROGRAMS=(acceptwait handshakes states)
 ns_create $NS
 log "netns $NS inode $(ns_inode $NS)"
 
 bt_start_programs "${PROGRAMS[@]}"
-timeout 30 ip netns exec $NS python3 "$TEST_DIR/server.py" --addr 0.0.0.0 --port $PORT --backlog 16 \
+timeout 30 ip netns exec $NS python3 "$TEST_DIR/server.py" --addr $LISTEN_ADDR --port $PORT --backlog 16 \
     --mode slow --delay-ms 200-400 --duration 9 --log-accepts >"$WORK/server.log" &
 srv=$!
 sleep 0.5
-timeout 30 ip netns exec $NS python3 "$TEST_DIR/connect_many.py" --addr 127.0.0.1 --port $PORT --count 20 --hold 8 >"$WORK/client.log"
+timeout 30 ip netns exec $NS python3 "$TEST_DIR/connect_many.py" --addr $CONNECT_ADDR --port $PORT --count 20 --hold 8 >"$WORK/client.log"
 wait $srv
 sleep $((INTERVAL_S + 1))
 bt_stop
@@ -35,4 +41,4 @@ print("expected waits (us, accept - connects issued):", waits)
 print("connects issued at (CLOCK_MONOTONIC ns):", t0)
 PY
 summarize "${PROGRAMS[@]}"
-record_programs slow-accept "${PROGRAMS[@]}"
+record_programs $situation "${PROGRAMS[@]}"
