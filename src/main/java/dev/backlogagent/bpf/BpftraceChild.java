@@ -32,7 +32,11 @@ public final class BpftraceChild implements AutoCloseable {
    */
   public static BpftraceChild start(String name, List<String> command, Consumer<String> stdout, Consumer<String> stderr)
       throws IOException {
-    Process process = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.PIPE).start();
+    ProcessBuilder builder = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.PIPE);
+    // Every map of a bpftrace process shares this bound (default 4096 keys), and a hist() takes a key per
+    // bucket: a few hundred busy listeners would fill it, and a full map drops new keys silently.
+    builder.environment().putIfAbsent("BPFTRACE_MAP_KEYS_MAX", "16384");
+    Process process = builder.start();
     process.getOutputStream().close();
     Thread out = drain(name + "-stdout", process.getInputStream(), stdout);
     Thread err = drain(name + "-stderr", process.getErrorStream(), stderr);
