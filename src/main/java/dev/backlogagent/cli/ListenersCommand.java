@@ -3,6 +3,8 @@ package dev.backlogagent.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.backlogagent.listener.Inventory;
 import dev.backlogagent.listener.InventoryReader;
+import dev.backlogagent.listener.RequestedBacklogBook;
+import java.nio.file.Path;
 import dev.backlogagent.report.InventoryTable;
 import dev.backlogagent.report.Json;
 import java.io.PrintWriter;
@@ -31,6 +33,10 @@ final class ListenersCommand implements Callable<Integer> {
   @Option(names = "--count", paramLabel = "N", description = "With --interval: stop after N looks (default: until interrupted).")
   Integer count;
 
+  @Option(names = "--state", paramLabel = "FILE", defaultValue = TraceCommand.DEFAULT_STATE_FILE,
+      description = "The listen() calls a running agent or trace saw, for requested backlogs (default: ${DEFAULT-VALUE}).")
+  Path stateFile;
+
   @Override
   public Integer call() throws Exception {
     if (interval != null && !(interval > 0)) {
@@ -40,7 +46,7 @@ final class ListenersCommand implements Callable<Integer> {
       throw new BadInputException("--count must be at least 1, not " + count);
     }
     InventoryReader.Scope scope = scopeOptions.resolve();
-    InventoryReader reader = InventoryReader.ofHost();
+    InventoryReader reader = InventoryReader.ofHost(RequestedBacklogBook.load(stateFile));
     PrintWriter out = spec.commandLine().getOut();
     ObjectMapper mapper = Json.mapper();
     InventoryTable table = new InventoryTable(scope.port() == null);

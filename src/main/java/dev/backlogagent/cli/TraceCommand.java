@@ -70,6 +70,12 @@ final class TraceCommand implements Callable<Integer> {
   @Option(names = "--bpftrace", paramLabel = "PATH", description = "The bpftrace to run (default: search PATH, /usr/sbin, /usr/bin).")
   Path bpftrace;
 
+  @Option(names = "--state", paramLabel = "FILE", defaultValue = DEFAULT_STATE_FILE,
+      description = "Where to keep the listen() calls seen, for `listeners` to show requested backlogs (default: ${DEFAULT-VALUE}).")
+  Path stateFile;
+
+  static final String DEFAULT_STATE_FILE = "/var/lib/backlog-agent/requested-backlogs.json";
+
   @Option(names = "--programs", paramLabel = "DIR", description = "Read the bpftrace programs from DIR instead of the jar.")
   Path programs;
 
@@ -87,7 +93,7 @@ final class TraceCommand implements Callable<Integer> {
     Path bpftracePath = bpftrace != null ? bpftrace
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
 
-    RequestedBacklogBook requested = new RequestedBacklogBook();
+    RequestedBacklogBook requested = RequestedBacklogBook.load(stateFile);
     InventoryReader reader = new InventoryReader(NetNamespaces.ofHost()::discover, new Processes(Path.of("/proc")), requested);
     ListenerCorrelator correlator = new ListenerCorrelator(TracepointSymbols.dropReasons());
     TraceLines lines = new TraceLines(TracepointSymbols.resetReasons());
@@ -165,6 +171,7 @@ final class TraceCommand implements Callable<Integer> {
         }
         latest.set(now);
         IntervalReport report = correlator.close(now);
+        requested.saveIfChanged(stateFile);
         for (TraceLine line : lines.interval(report, states)) {
           print.accept(line);
         }
@@ -176,6 +183,7 @@ final class TraceCommand implements Callable<Integer> {
         // already shutting down: the hook has run
       }
       deleteQuietly(work);
+      requested.saveIfChanged(stateFile);
     }
     if (undecodable.get() > 0) {
       err.println("skipped " + undecodable.get() + " undecodable event(s)");

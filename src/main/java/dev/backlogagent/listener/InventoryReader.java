@@ -118,7 +118,7 @@ public final class InventoryReader {
   }
 
   private Listener listener(NetNamespace ns, ListeningSocket socket, List<ProcessIdentity> owners) {
-    Long asked = requested.requested(ns.netns(), socket.address(), socket.port());
+    Long asked = requested.requested(ns.netns(), socket.address(), socket.port(), socket.backlog());
     Set<ListenerFlag> flags = EnumSet.noneOf(ListenerFlag.class);
     if (socket.queue() > socket.backlog()) {
       flags.add(ListenerFlag.FULL);

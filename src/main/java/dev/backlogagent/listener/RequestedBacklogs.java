@@ -7,8 +7,11 @@ package dev.backlogagent.listener;
 @FunctionalInterface
 public interface RequestedBacklogs {
   /** Knows no request: the inventory without BPF. */
-  RequestedBacklogs UNKNOWN = (netns, address, port) -> null;
+  RequestedBacklogs UNKNOWN = (netns, address, port, backlog) -> null;
 
-  /** The backlog last requested for this listener, or null when no listen() call for it was seen. */
-  Long requested(long netns, String address, int port);
+  /**
+   * The backlog last requested for this listener, or null when no listen() call for it was seen — or
+   * when the call seen granted another backlog than {@code backlog}, so it was for an earlier socket.
+   */
+  Long requested(long netns, String address, int port, long backlog);
 }

@@ -22,6 +22,7 @@ import org.junit.jupiter.api.Test;
  */
 class TraceCommandTest {
   private static final ObjectMapper JSON = new ObjectMapper();
+  private static final java.nio.file.Path STATE = java.nio.file.Path.of("target", "trace-test-state.json");
 
   @BeforeAll
   static void kernel() {
@@ -35,7 +36,7 @@ class TraceCommandTest {
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
     List<String> args = new ArrayList<>(List.of("trace", "--json", "--netns", Long.toString(ns.inode()),
-        "--duration", Double.toString(seconds)));
+        "--duration", Double.toString(seconds), "--state", STATE.toString()));
     args.addAll(List.of(extra));
     int[] exit = {-1};
     Thread tracer = new Thread(() -> exit[0] = BacklogAgent.execute(new PrintWriter(out), new PrintWriter(err),
@@ -113,6 +114,13 @@ class TraceCommandTest {
         assertThat(l.path("truncated").asBoolean()).isTrue();
         assertThat(l.path("pid").asLong()).isEqualTo(server[0].pid());
       });
+      // The call trace saw is kept, so `listeners` now knows the request and flags the listener truncated.
+      StringWriter out = new StringWriter();
+      assertThat(BacklogAgent.execute(new PrintWriter(out), new PrintWriter(new StringWriter()), "listeners", "--json",
+          "--netns", Long.toString(ns.inode()), "--state", STATE.toString())).isZero();
+      JsonNode listener = JSON.readTree(out.toString()).get("listeners").get(0);
+      assertThat(listener.get("requested_backlog").asLong()).isEqualTo(1024);
+      assertThat(listener.get("flags").toString()).isEqualTo("[\"at_somaxconn\",\"truncated\"]");
     }
   }
 

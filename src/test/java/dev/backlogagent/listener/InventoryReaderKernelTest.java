@@ -84,7 +84,7 @@ class InventoryReaderKernelTest {
       assertThat(read(ns).namespace(ns.inode()).orElseThrow().sysctls().somaxconn()).isEqualTo(64);
 
       // Once BPF has seen the listen(1024) call, the same listener is flagged truncated.
-      RequestedBacklogs seen = (netns, address, port) -> netns == l.netns() && port == l.port() ? 1024L : null;
+      RequestedBacklogs seen = (netns, address, port, backlog) -> netns == l.netns() && port == l.port() ? 1024L : null;
       Inventory withRequests =
           InventoryReader.ofHost(seen).read(new InventoryReader.Scope(ns.inode(), server.port()));
       Listener known = only(withRequests, server.port());
