@@ -54,17 +54,25 @@ public final class Tracing implements AutoCloseable {
 
     List<BpfProgram> working = new ArrayList<>();
     List<Failure> failures = new ArrayList<>();
-    for (BpfProgram program : programs) {
-      // A trial run with a sink that drops everything: it only answers "does this attach here?".
-      try (ProgramSupervisor trial = supervise(program, launch, r -> {})) {
+    // Trial runs, all at once (compiling is the slow part), with a sink that drops everything: they only
+    // answer "does this attach here?".
+    List<ProgramSupervisor> trials = new ArrayList<>();
+    try {
+      for (BpfProgram program : programs) {
+        trials.add(supervise(program, launch, r -> {}));
+      }
+      for (int i = 0; i < programs.size(); i++) {
+        ProgramSupervisor trial = trials.get(i);
         if (trial.awaitFirstAttach(launch.attachTimeout())) {
-          working.add(program);
+          working.add(programs.get(i));
         } else {
-          for (Concern concern : program.concerns()) {
+          for (Concern concern : programs.get(i).concerns()) {
             failures.add(new Failure(concern, trial.status().lastError()));
           }
         }
       }
+    } finally {
+      trials.forEach(ProgramSupervisor::close);
     }
     for (Failure failure : failures) {
       LOG.log(System.Logger.Level.WARNING, "BPF concern {0} cannot run here: {1}", failure.concern(), failure.reason());
