@@ -1,16 +1,19 @@
 #!/bin/bash
 # run-in-guest.sh - run one command as root under Debian's 6.1 kernel in qemu (TCG), return its output and status
 #
-# Usage: run-in-guest.sh [-t SECONDS] [-e NAME=VALUE]... [-v] [--] CMD [ARG]...
+# Usage: run-in-guest.sh [-t SECONDS] [-e NAME=VALUE]... [-w DIR]... [-v] [--] CMD [ARG]...
 #   -t SECONDS   overall limit, boot to poweroff (default $BACKLOG_QEMU_TIMEOUT or 240); qemu is killed after it
 #   -e NAME=VAL  export NAME=VAL to CMD (repeatable)
+#   -w DIR       make this host directory writable in the guest, at the same path (its own 9p share;
+#                files written there land on the host, owned by root); repeatable
 #   -v           copy the guest's console (kernel and init messages) to stderr when done
 # Environment: BACKLOG_QEMU_KVER (kernel version, default: the one linux-image-amd64 installs),
 #   BACKLOG_QEMU_CACHE (setup.sh's cache directory), BACKLOG_QEMU_TIMEOUT, BACKLOG_QEMU_KERNEL and
 #   BACKLOG_QEMU_INITRD (default: the cache's vmlinux and small initrd, else /boot's files).
 #
 # The guest's root is this host's / over virtio-9p, read-only; /tmp, /run, /dev/shm are tmpfs in the
-# guest (HOME=/tmp). CMD runs in the host's current directory, as a child of PID 1, with stdin from
+# guest (HOME=/tmp), so the host's /tmp is not visible there. CMD runs in the host's current
+# directory (or / where the guest cannot see it), as a child of PID 1, with stdin from
 # /dev/null; stdout and stderr go together to the guest's second serial port, which this script
 # prints between markers on stdout:
 #   ==== run-in-guest: begin ====
@@ -25,10 +28,13 @@ set -euo pipefail
 timeout_s=${BACKLOG_QEMU_TIMEOUT:-240}
 verbose=0
 envs=()
+shares=()
 while [ $# -gt 0 ]; do
     case $1 in
         -t) timeout_s=$2; shift 2 ;;
         -e) envs+=("$2"); shift 2 ;;
+        -w) [ -d "${2:-}" ] || { echo "run-in-guest: no directory ${2:-}" >&2; exit 2; }
+            shares+=("$(cd "$2" && pwd -P)"); shift 2 ;;
         -v) verbose=1; shift ;;
         --) shift; break ;;
         -*) echo "run-in-guest: unknown option $1" >&2; exit 2 ;;
@@ -85,6 +91,12 @@ echo "run-in-guest: init at uptime $(cut -d' ' -f1 /proc/uptime) s" >/dev/consol
 out=/dev/ttyS1
 stty -F $out raw -echo 2>/dev/null
 INIT
+    i=0
+    for d in "${shares[@]+"${shares[@]}"}"; do
+        # mkdir: a path under the guest's /tmp exists only once created there
+        printf 'mkdir -p %q 2>/dev/null; mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 w%d %q\n' "$d" $i "$d"
+        i=$((i + 1))
+    done
     for e in "${envs[@]+"${envs[@]}"}"; do printf 'export %q\n' "$e"; done
     printf 'cd %q 2>/dev/null || cd /\n' "$PWD"
     echo 't0=$(cut -d" " -f1 /proc/uptime)'
@@ -99,6 +111,12 @@ chmod 755 "$work/init"
 
 # The command's output file is read while qemu writes it, to time the boot.
 : > "$work/out"; : > "$work/console"
+share_args=()
+i=0
+for d in "${shares[@]+"${shares[@]}"}"; do
+    share_args+=(-fsdev "local,id=w$i,path=$d,security_model=none" -device "virtio-9p-pci,fsdev=w$i,mount_tag=w$i")
+    i=$((i + 1))
+done
 start=$(date +%s.%N)
 setpriv --pdeathsig KILL -- qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -machine pc -nodefaults -no-user-config \
@@ -106,7 +124,7 @@ setpriv --pdeathsig KILL -- qemu-system-x86_64 \
     -serial "file:$work/console" -serial "file:$work/out" \
     -kernel "$kernel" -initrd "$initrd" \
     -fsdev local,id=root,path=/,security_model=none,readonly=on,multidevs=remap \
-    -device virtio-9p-pci,fsdev=root,mount_tag=hostroot \
+    -device virtio-9p-pci,fsdev=root,mount_tag=hostroot "${share_args[@]+"${share_args[@]}"}" \
     -append "console=ttyS0 root=hostroot rootfstype=9p rootflags=trans=virtio,version=9p2000.L,msize=512000,cache=loose ro init=$work/init panic=-1 quiet" \
     </dev/null >"$work/qemu.log" 2>&1 &
 qemu_pid=$!
