@@ -18,7 +18,7 @@
 # prints between markers on stdout:
 #   ==== run-in-guest: begin ====
 #   ...CMD's output...
-#   ==== run-in-guest: end status=N ====
+#   ==== run-in-guest: end status=N guest_seconds=S ====
 # Exit status: CMD's, or 124 when the time limit killed qemu, or 125 when the guest failed to run CMD
 # (no end marker; the console is copied to stderr). One summary line on stderr:
 #   run-in-guest: kernel 6.1.0-56-amd64, init after 8.2 s, command 3.1 s, total 12.0 s, status 0
