@@ -63,11 +63,12 @@ command -v qemu-system-x86_64 >/dev/null || { echo "run-in-guest: qemu-system-x8
 work=$(mktemp -d /var/tmp/run-in-guest.XXXXXX)
 qemu_pid=
 cleanup() {
-    [ -n "$qemu_pid" ] && kill -KILL "$qemu_pid" 2>/dev/null || true
+    if [ -n "$qemu_pid" ]; then kill -KILL "$qemu_pid" 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
-trap 'exit 143' TERM INT HUP
+# Kill qemu in the handler itself, not only at exit: a test runner's SIGTERM must not leave it running.
+trap 'cleanup; trap - EXIT; exit 143' TERM INT HUP
 
 {
     echo '#!/bin/bash'
