@@ -52,9 +52,9 @@ check() {  # check FILE BTF_LABEL [BTF_FILE]
         return
     fi
     if [ -n "$btf" ]; then
-        BPFTRACE_BTF=$btf bpftrace -d --emit-elf "$work/out.elf" "$file" >"$log" 2>&1; rc=$?
+        BPFTRACE_BTF=$btf bpftrace -d --emit-elf "$work/out.elf" "$file" 1 100 >"$log" 2>&1; rc=$?
     else
-        bpftrace -d --emit-elf "$work/out.elf" "$file" >"$log" 2>&1; rc=$?
+        bpftrace -d --emit-elf "$work/out.elf" "$file" 1 100 >"$log" 2>&1; rc=$?
     fi
     # -d prints the AST and LLVM IR: keep only bpftrace's own diagnostics. The RLIMIT_MEMLOCK
     # message is printed on every start on memcg-accounted kernels and means nothing.

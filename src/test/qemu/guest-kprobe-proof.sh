@@ -287,7 +287,7 @@ def synq_limit():
 
 
 def accept_overflow():
-    tracers = start_pair('synrefused', 'accept_overflow', options=SYNREFUSED_OPTIONS)
+    tracers = start_pair('synrefused', 'accept_overflow', args=['1'], options=SYNREFUSED_OPTIONS)
     if not attach_all(tracers, {'synrefused.bt': 5, 'synrefused-kfunc.bt': 5}):
         for t in tracers:
             t.stop()
@@ -328,7 +328,7 @@ def syn_queue():
         sh('ip', '-n', ns, 'link', 'set', dev, 'up')
     # SYN-ACKs leave the server 200 ms late: all SYNs arrive before any third ACK.
     sh('ip', 'netns', 'exec', 'kp-srv', 'tc', 'qdisc', 'add', 'dev', 'kps', 'root', 'netem', 'delay', '200ms')
-    tracers = start_pair('synrefused', 'syn_queue', options=SYNREFUSED_OPTIONS)
+    tracers = start_pair('synrefused', 'syn_queue', args=['1'], options=SYNREFUSED_OPTIONS)
     if not attach_all(tracers, {'synrefused.bt': 5, 'synrefused-kfunc.bt': 5}):
         for t in tracers:
             t.stop()
@@ -385,7 +385,7 @@ print(json.dumps(waits))
 
 def accept_wait():
     port, n, pause = 18090, 5, 0.3
-    tracers = [Tracer('acceptwait.bt', 'accept_wait'), Tracer('acceptwait-kfunc.bt', 'accept_wait', ['500'])]
+    tracers = [Tracer('acceptwait.bt', 'accept_wait', ['1']), Tracer('acceptwait-kfunc.bt', 'accept_wait', ['1', '500'])]
     thresholds = {'acceptwait.bt': 100000, 'acceptwait-kfunc.bt': 500000}
     if not attach_all(tracers, {'acceptwait.bt': 5, 'acceptwait-kfunc.bt': 4}):
         for t in tracers:
