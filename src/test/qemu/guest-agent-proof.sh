@@ -7,19 +7,21 @@
 #   LISTENER {"pid":..,"port":..}               the overflowing listener
 #   SS <ss -ltnmH line>                         the listener's numbers after the run
 #   NSTAT <name> <value>                        ListenOverflows/ListenDrops before (B) and after (A)
-# Usage: guest-agent-proof.sh JAR FIXTURE_DIR
+# Usage: guest-agent-proof.sh CLASSPATH FIXTURE_DIR   (the agent's classes and dependencies, as the
+# host's test run sees them: the guest shares the host's root read-only)
 set -u
-jar=$1
+cp=$1
 fixtures=$2
 java=${JAVA:-java}
+agent() { "$java" -XX:TieredStopAtLevel=1 -cp "$cp" dev.backlogagent.cli.BacklogAgent "$@"; }
 export HOME=/tmp
 ip link set lo up 2>/dev/null
 
-echo "DOCTOR $("$java" -jar "$jar" doctor --json 2>/dev/null)"
+echo "DOCTOR $(agent doctor --json 2>/dev/null | tr -d '\n')"
 
 for c in TcpExtListenOverflows TcpExtListenDrops; do echo "NSTAT B$c $(nstat -asz "$c" | awk -v c=$c '$1==c {print $2}')"; done
 
-"$java" -jar "$jar" trace --json --duration 40 --state /tmp/state.json >/tmp/trace.out 2>/tmp/trace.err &
+agent trace --json --duration 30 --state /tmp/state.json >/tmp/trace.out 2>/tmp/trace.err &
 trace=$!
 for _ in $(seq 1 600); do
   grep -q "tracing at tier" /tmp/trace.err 2>/dev/null && break
@@ -28,13 +30,14 @@ for _ in $(seq 1 600); do
 done
 sleep 1
 # backlog 4, 40 connects, the clients closed after 4 s so that the drops stop before trace does.
-python3 "$fixtures/listener.py" --port 8080 --backlog 4 --connect 40 --close-after 4 </dev/null >/tmp/listener.out 2>&1 &
+# (its stdin stays open: the fixture listens until stdin closes)
+sleep 120 | python3 "$fixtures/listener.py" --port 8080 --backlog 4 --connect 40 --close-after 4 >/tmp/listener.out 2>&1 &
 server=$!
 for _ in $(seq 1 100); do [ -s /tmp/listener.out ] && break; sleep 0.1; done
 echo "LISTENER $(head -1 /tmp/listener.out)"
 wait $trace
 ss -ltnmH "sport = :8080" | tr '\n' ' ' | sed 's/^/SS /'; echo
 for c in TcpExtListenOverflows TcpExtListenDrops; do echo "NSTAT A$c $(nstat -asz "$c" | awk -v c=$c '$1==c {print $2}')"; done
-kill $server 2>/dev/null
+pkill -f "listener.py --port 8080" 2>/dev/null
 sed 's/^/TRACE_ERR /' /tmp/trace.err
 sed 's/^/TRACE /' /tmp/trace.out

@@ -44,7 +44,8 @@ public record BpfProgram(List<Concern> concerns, String source) {
 
   /**
    * One program that runs several concerns in a single bpftrace process (fewer processes, one BTF load,
-   * one compile). #include lines move to the top, once each; bpftrace 0.17 allows a single BEGIN and a
+   * one compile). #include lines move to the top, once each, and other preprocessor lines after them;
+   * bpftrace 0.17 allows a single BEGIN and a
    * single END probe, so their bodies are merged, each in its own block; the concerns' map names do not
    * clash by contract (each program prefixes its own).
    */
@@ -54,6 +55,7 @@ public record BpfProgram(List<Concern> concerns, String source) {
     }
     Set<String> includes = new LinkedHashSet<>();
     StringBuilder body = new StringBuilder();
+    StringBuilder directives = new StringBuilder();
     StringBuilder begin = new StringBuilder();
     StringBuilder end = new StringBuilder();
     List<Concern> concerns = new ArrayList<>();
@@ -67,6 +69,9 @@ public record BpfProgram(List<Concern> concerns, String source) {
         String trimmed = line.strip();
         if (trimmed.startsWith("#include")) {
           includes.add(trimmed);
+        } else if (trimmed.startsWith("#") && !trimmed.startsWith("#!")) {
+          // bpftrace 0.17 takes preprocessor lines only before the first probe.
+          directives.append(line).append('\n');
         } else if (!trimmed.startsWith("#!")) {
           body.append(line).append('\n');
         }
@@ -74,6 +79,7 @@ public record BpfProgram(List<Concern> concerns, String source) {
     }
     StringBuilder text = new StringBuilder();
     includes.forEach(i -> text.append(i).append('\n'));
+    text.append(directives);
     if (begin.length() > 0) {
       text.append("BEGIN\n{\n").append(begin).append("}\n");
     }

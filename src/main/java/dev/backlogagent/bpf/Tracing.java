@@ -96,6 +96,9 @@ public final class Tracing implements AutoCloseable {
       each.add(one);
       running.addAll(program.concerns());
     }
+    for (ProgramSupervisor one : each) {
+      one.awaitFirstAttach(launch.attachTimeout()); // so that the caller's "tracing" means attached
+    }
     return new Tracing(List.copyOf(each), List.copyOf(running), List.copyOf(failures));
   }
 
