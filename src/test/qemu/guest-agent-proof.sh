@@ -21,7 +21,7 @@ echo "DOCTOR $(agent doctor --json 2>/dev/null | tr -d '\n')"
 
 for c in TcpExtListenOverflows TcpExtListenDrops; do echo "NSTAT B$c $(nstat -asz "$c" | awk -v c=$c '$1==c {print $2}')"; done
 
-agent trace --json --duration 30 --state /tmp/state.json >/tmp/trace.out 2>/tmp/trace.err &
+BACKLOG_AGENT_RAW_LOG=/tmp/raw.log agent trace --json --duration 30 --state /tmp/state.json >/tmp/trace.out 2>/tmp/trace.err &
 trace=$!
 for _ in $(seq 1 600); do
   grep -q "tracing at tier" /tmp/trace.err 2>/dev/null && break
@@ -41,3 +41,4 @@ for c in TcpExtListenOverflows TcpExtListenDrops; do echo "NSTAT A$c $(nstat -as
 pkill -f "listener.py --port 8080" 2>/dev/null
 sed 's/^/TRACE_ERR /' /tmp/trace.err
 sed 's/^/TRACE /' /tmp/trace.out
+grep 'syn_refused\|overflow_start\|@handshakes' /tmp/raw.log 2>/dev/null | sed 's/^/RAW /' 

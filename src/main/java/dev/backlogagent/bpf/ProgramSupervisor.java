@@ -21,6 +21,8 @@ import java.util.function.Consumer;
 public final class ProgramSupervisor implements AutoCloseable {
   private static final System.Logger LOG = System.getLogger(ProgramSupervisor.class.getName());
   private static final Duration STABLE_RUN = Duration.ofSeconds(60);
+  /** Debugging aid: every stdout line of every child, appended to this file (env BACKLOG_AGENT_RAW_LOG). */
+  private static final String RAW_LOG = System.getenv("BACKLOG_AGENT_RAW_LOG");
   private static final long ATTACH_GRACE_NANOS = Duration.ofMillis(1500).toNanos();
 
   private final String name;
@@ -158,6 +160,9 @@ public final class ProgramSupervisor implements AutoCloseable {
   }
 
   private void onStdout(String line) {
+    if (RAW_LOG != null) {
+      rawLog(line);
+    }
     if (line.isBlank()) {
       return; // bpftrace ends its output with empty lines
     }
@@ -185,6 +190,15 @@ public final class ProgramSupervisor implements AutoCloseable {
     } catch (RuntimeException e) {
       malformed.incrementAndGet();
       LOG.log(System.Logger.Level.WARNING, "bpftrace program {0}: could not use line: {1}", name, e.toString());
+    }
+  }
+
+  private void rawLog(String line) {
+    try {
+      java.nio.file.Files.writeString(java.nio.file.Path.of(RAW_LOG), name + " " + line + "\n",
+          java.nio.charset.StandardCharsets.UTF_8, java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+    } catch (IOException e) {
+      // a debugging aid must not hurt the agent
     }
   }
 

@@ -113,7 +113,12 @@ public final class TraceLines {
       for (Trouble trouble : li.troubles()) {
         switch (trouble) {
           case ACCEPT_QUEUE_OVERFLOW -> {
-            long drops = li.refusedByKind().getOrDefault("accept", li.drops());
+            // Counted from the listener's own sk_drops on every tier: the kprobe tier's refusal counts are
+            // flushed on bpftrace's clock, not ours, and mixing the two would count a burst twice.
+            long drops = li.drops();
+            if (drops == 0) {
+              continue;
+            }
             long queue = l == null ? -1 : Math.max(l.queue(), li.peakQueue() + 1);
             long backlog = l == null ? -1 : l.backlog();
             String text = where + ": accept queue full " + queue + "/" + backlog + " — " + drops + " SYNs dropped in " + seconds
@@ -123,7 +128,10 @@ public final class TraceLines {
                 null, null, null, null, null, null, null, null, text));
           }
           case SYN_QUEUE_OVERFLOW -> {
-            long drops = li.refusedByKind().getOrDefault("syn", li.drops());
+            long drops = li.drops();
+            if (drops == 0) {
+              continue;
+            }
             String text = where + ": SYN queue overflow — " + drops + " SYNs dropped in " + seconds
                 + (s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies() + ", tcp_max_syn_backlog=" + s.tcpMaxSynBacklog() + ")")
                 + (l == null ? "" : ", backlog " + l.backlog());
