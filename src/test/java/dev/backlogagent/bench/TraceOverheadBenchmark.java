@@ -45,12 +45,12 @@ import org.junit.jupiter.api.Test;
  *
  * <p>Prints figures; asserts only that it measured something. Needs {@code target/backlog-agent.jar}
  * ({@code mvn -q -o package -DskipTests}). Run: {@code mvn -B verify -Pbench -Dtest=TraceOverheadBenchmark
- * -Dsurefire.failIfNoSpecifiedTests=false}; {@code -Dbench.rounds=N} (default 6) and
+ * -Dsurefire.failIfNoSpecifiedTests=false}; {@code -Dbench.rounds=N} (default 8) and
  * {@code -Dbench.stormSeconds=S} (default 4) change the shape.
  */
 @Tag("bench")
 class TraceOverheadBenchmark {
-  private static final int ROUNDS = Integer.getInteger("bench.rounds", 6);
+  private static final int ROUNDS = Integer.getInteger("bench.rounds", 8);
   private static final double STORM_S = Double.parseDouble(System.getProperty("bench.stormSeconds", "4"));
   private static final int PORT = 9000;
   private static final String INTERVAL_S = "1";
@@ -111,9 +111,10 @@ class TraceOverheadBenchmark {
     String oldStats = TracerCost.statsEnabled();
     try (BenchNetns ns = BenchNetns.create("storm")) {
       TracerCost.setStatsEnabled("1");
-      System.out.printf("%nTrace overhead: %s s storms in %s (inode %d), %d rounds, kernel %s, %d CPUs%s%n",
+      System.out.printf("%nTrace overhead: %s s storms in %s (inode %d), %d rounds, kernel %s, %d CPUs, load average %s%s%n",
           STORM_S, ns.name(), ns.inode(), ROUNDS, Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip(),
-          Runtime.getRuntime().availableProcessors(), AGENT_PROGRAMS.isBlank() ? "" : ", agent --programs " + AGENT_PROGRAMS);
+          Runtime.getRuntime().availableProcessors(), loadAverage(),
+          AGENT_PROGRAMS.isBlank() ? "" : ", agent --programs " + AGENT_PROGRAMS);
       System.out.printf("%-5s %-10s %12s %9s %11s %12s %13s  %s%n",
           "round", "tracer", "connections", "conn/s", "BPF s/100k", "tree s/100k", "total s/100k", "notes");
       for (int round = 1; round <= ROUNDS; round++) {
@@ -132,6 +133,8 @@ class TraceOverheadBenchmark {
     } finally {
       TracerCost.setStatsEnabled(oldStats);
     }
+    // Other work on this machine shows up in the storm's rate: the load average says how much there was.
+    System.out.printf("%nLoad average at the end: %s%n", loadAverage());
     printSummary(configs, runs);
 
     for (Run r : runs) {
@@ -303,6 +306,12 @@ class TraceOverheadBenchmark {
               totalNs == 0 ? 0.0 : 100.0 * e.getValue()[1] / totalNs));
     });
     System.out.println();
+  }
+
+  /** The 1, 5 and 15 minute load averages. */
+  private static String loadAverage() throws IOException {
+    String[] f = Files.readString(Path.of("/proc/loadavg")).split(" ");
+    return f[0] + " " + f[1] + " " + f[2];
   }
 
   private static double meanRate(List<Run> rs) {
