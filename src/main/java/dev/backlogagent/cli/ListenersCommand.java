@@ -17,6 +17,7 @@ import picocli.CommandLine.Spec;
 
 /** Lists every listening TCP socket of the host with its queues, limits, drops and owners. */
 @Command(
+    mixinStandardHelpOptions = true,
     name = "listeners",
     description = "Lists every listening TCP socket, in every network namespace, with its queues, backlog, drops and owners.")
 final class ListenersCommand implements Callable<Integer> {

@@ -42,6 +42,7 @@ import picocli.CommandLine.Spec;
 
 /** Live tracing for a person at a terminal: one line per event, each explained by its listener and settings. */
 @Command(
+    mixinStandardHelpOptions = true,
     name = "trace",
     description = "Follows accept-queue overflows, SYN drops, resets and listen() calls live, one line per event.")
 final class TraceCommand implements Callable<Integer> {
