@@ -1,6 +1,7 @@
 package dev.backlogagent.bpf;
 
 import dev.backlogagent.decode.BpftraceRecord;
+import dev.backlogagent.kernel.ChildProcess;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -108,10 +109,9 @@ public final class Tracing implements AutoCloseable {
         PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
     Files.writeString(file, program.source());
     List<String> command = new ArrayList<>();
-    if (Files.isExecutable(Path.of("/usr/bin/setpriv"))) {
-      // The child dies with the thread that started it, so a JVM killed with SIGKILL leaves no probe behind.
-      command.addAll(List.of("/usr/bin/setpriv", "--pdeathsig", "KILL", "--"));
-    }
+    // The child dies with the thread that started it, so a JVM killed with SIGKILL leaves no probe behind.
+    ChildProcess.findExecutable("setpriv")
+        .ifPresent(setpriv -> command.addAll(List.of(setpriv.toString(), "--pdeathsig", "KILL", "--")));
     command.addAll(List.of(launch.bpftrace().toString(), "-f", "json", "-B", "none", file.toString()));
     command.addAll(launch.arguments());
     return new ProgramSupervisor(program.name(), command, sink, Backoff.standard()).start();

@@ -17,8 +17,6 @@ import dev.backlogagent.listener.InventoryReader;
 import dev.backlogagent.listener.IntervalReport;
 import dev.backlogagent.listener.ListenerCorrelator;
 import dev.backlogagent.listener.RequestedBacklogBook;
-import dev.backlogagent.procfs.NetNamespaces;
-import dev.backlogagent.procfs.Processes;
 import dev.backlogagent.report.Json;
 import dev.backlogagent.report.TraceLine;
 import dev.backlogagent.report.TraceLines;
@@ -95,7 +93,7 @@ final class TraceCommand implements Callable<Integer> {
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
 
     RequestedBacklogBook requested = RequestedBacklogBook.load(stateFile);
-    InventoryReader reader = new InventoryReader(NetNamespaces.ofHost()::discover, new Processes(Path.of("/proc")), requested);
+    InventoryReader reader = InventoryReader.ofHost(requested);
     ListenerCorrelator correlator = new ListenerCorrelator(TracepointSymbols.dropReasons());
     TraceLines lines = new TraceLines(TracepointSymbols.resetReasons());
     TraceEventDecoder decoder = new TraceEventDecoder();
@@ -131,8 +129,7 @@ final class TraceCommand implements Callable<Integer> {
         if (event instanceof TraceEvent.ListenCall call) {
           requested.record(call);
         }
-        ListenerKey key = keyOf(event);
-        if (key != null && !inScope(key, scopeNetns)) {
+        if (event instanceof TraceEvent.AtListener at && !inScope(at.key(), scopeNetns)) {
           continue;
         }
         correlator.accept(event);
@@ -190,16 +187,6 @@ final class TraceCommand implements Callable<Integer> {
       err.println("skipped " + undecodable.get() + " undecodable event(s)");
     }
     return ExitCode.OK;
-  }
-
-  private static ListenerKey keyOf(TraceEvent event) {
-    if (event instanceof TraceEvent.ListenCall e) return e.key();
-    if (event instanceof TraceEvent.ResetSent e) return e.key();
-    if (event instanceof TraceEvent.SlowAccept e) return e.key();
-    if (event instanceof TraceEvent.OverflowStart e) return e.key();
-    if (event instanceof TraceEvent.ListenerCount e) return e.key();
-    if (event instanceof TraceEvent.ListenerHistogram e) return e.key();
-    return null;
   }
 
   private boolean inScope(ListenerKey key, Long scopeNetns) {

@@ -1,5 +1,6 @@
 package dev.backlogagent.kernel;
 
+import dev.backlogagent.procfs.NamespaceSysctls;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -295,7 +296,7 @@ public final class KernelProbe {
   private static Long sysctl(String name, Map<String, String> unreadable) {
     Path path = Path.of("/proc/sys", name.split("\\."));
     try {
-      return Long.parseLong(readProcFile(path).strip());
+      return NamespaceSysctls.value(path);
     } catch (IOException | RuntimeException e) {
       unreadable.put(name, "cannot read " + path + ": " + oneLine(e));
       return null;

@@ -68,6 +68,11 @@ public final class ListenerCorrelator {
   public void accept(TraceEvent event) {
     synchronized (lock) {
       if (event instanceof TraceEvent.ListenerCount c) {
+        if (c.what() == TraceEvent.Counted.RESETS_SUPPRESSED || c.what() == TraceEvent.Counted.SLOW_ACCEPTS_SUPPRESSED) {
+          // Keyed by connection endpoints (ephemeral ports), not listeners: a window for each would only
+          // be joined in vain and reported as an empty orphan.
+          return;
+        }
         Window w = windows.computeIfAbsent(c.key(), k -> new Window());
         switch (c.what()) {
           case HANDSHAKES -> w.handshakes += c.value();
@@ -102,13 +107,17 @@ public final class ListenerCorrelator {
 
   /** The listener an event key names in this inventory, or null. */
   public static Listener join(Inventory inventory, ListenerKey key) {
+    return join(inventory.listeners().stream().filter(l -> l.netns() == key.netns() && l.port() == key.port()).toList(), key);
+  }
+
+  private record NamespacePort(long netns, int port) {}
+
+  /** Joins among the listeners of the key's namespace and port: its exact address, else the wildcard. */
+  private static Listener join(List<Listener> samePort, ListenerKey key) {
     Listener wildcard = null;
     Listener only = null;
     int candidates = 0;
-    for (Listener l : inventory.listeners()) {
-      if (l.netns() != key.netns() || l.port() != key.port()) {
-        continue;
-      }
+    for (Listener l : samePort) {
       if (l.address().equals(key.address())) {
         return l;
       }
@@ -167,8 +176,13 @@ public final class ListenerCorrelator {
     Map<Long, Window> byListener = new LinkedHashMap<>();
     Map<Long, Listener> listenersByInode = new HashMap<>();
     Map<ListenerKey, Window> orphans = new LinkedHashMap<>();
+    Map<NamespacePort, List<Listener>> byPort = new HashMap<>();
+    for (Listener l : now.listeners()) {
+      byPort.computeIfAbsent(new NamespacePort(l.netns(), l.port()), k -> new ArrayList<>()).add(l);
+    }
     for (Map.Entry<ListenerKey, Window> e : collected.entrySet()) {
-      Listener l = join(now, e.getKey());
+      ListenerKey key = e.getKey();
+      Listener l = join(byPort.getOrDefault(new NamespacePort(key.netns(), key.port()), List.of()), key);
       if (l == null) {
         orphans.put(e.getKey(), e.getValue());
       } else {
@@ -177,6 +191,7 @@ public final class ListenerCorrelator {
       }
     }
     // A listener whose drops rose is reported even when no event named it (no BPF, or the kernel path is untraced).
+    Map<Long, Long> dropsRise = new HashMap<>();
     for (Listener l : now.listeners()) {
       Long old = dropsBefore.get(l.socketInode());
       if (before != null && old == null && l.drops() > 0 && before.namespace(l.netns()).isPresent()) {
@@ -186,6 +201,7 @@ public final class ListenerCorrelator {
         old = 0L;
       }
       if (old != null && l.drops() > old) {
+        dropsRise.put(l.socketInode(), l.drops() - old);
         listenersByInode.put(l.socketInode(), l);
         byListener.computeIfAbsent(l.socketInode(), k -> new Window());
       }
@@ -194,8 +210,7 @@ public final class ListenerCorrelator {
     intervalNumber++;
     for (Map.Entry<Long, Window> e : byListener.entrySet()) {
       Listener l = listenersByInode.get(e.getKey());
-      Long old = dropsBefore.get(l.socketInode());
-      if (e.getValue().synack > 0 || (old != null && l.drops() > old)) {
+      if (e.getValue().synack > 0 || dropsRise.containsKey(l.socketInode())) {
         recentSynActivity.computeIfAbsent(l.netns(), k -> new HashMap<>()).put(l.socketInode(), intervalNumber);
       }
     }
@@ -204,13 +219,12 @@ public final class ListenerCorrelator {
     List<ListenerInterval> intervals = new ArrayList<>();
     for (Map.Entry<Long, Window> e : byListener.entrySet()) {
       Listener l = listenersByInode.get(e.getKey());
-      Long old = dropsBefore.get(l.socketInode());
-      long drops = old == null ? 0 : Math.max(0, l.drops() - old);
+      long drops = dropsRise.getOrDefault(l.socketInode(), 0L);
       boolean wasFull = fullBefore.getOrDefault(l.socketInode(), false);
       ListenCounters nsDelta = deltas.get(l.netns());
       Window w = e.getValue();
       Set<Trouble> troubles = diagnose(l, wasFull, drops, w, nsDelta, synActiveListeners(l.netns()));
-      intervals.add(interval(l, new ListenerKey(l.netns(), "ipv6".equals(l.family()) ? 10 : 2, l.address(), l.port()), drops, w, troubles));
+      intervals.add(interval(l, keyOf(l), drops, w, troubles));
     }
     for (Map.Entry<ListenerKey, Window> e : orphans.entrySet()) {
       Window w = e.getValue();

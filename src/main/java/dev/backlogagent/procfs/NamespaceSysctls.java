@@ -23,13 +23,14 @@ public record NamespaceSysctls(int somaxconn, int tcpMaxSynBacklog, int tcpSynco
 
   static NamespaceSysctls read(Path sys) throws IOException {
     return new NamespaceSysctls(
-        value(sys.resolve("net/core/somaxconn")),
-        value(sys.resolve("net/ipv4/tcp_max_syn_backlog")),
-        value(sys.resolve("net/ipv4/tcp_syncookies")),
-        value(sys.resolve("net/ipv4/tcp_abort_on_overflow")));
+        (int) value(sys.resolve("net/core/somaxconn")),
+        (int) value(sys.resolve("net/ipv4/tcp_max_syn_backlog")),
+        (int) value(sys.resolve("net/ipv4/tcp_syncookies")),
+        (int) value(sys.resolve("net/ipv4/tcp_abort_on_overflow")));
   }
 
-  private static int value(Path file) throws IOException {
+  /** Reads one numeric sysctl file, such as /proc/sys/net/core/somaxconn, of the calling thread's namespace. */
+  public static long value(Path file) throws IOException {
     // A sysctl answers only the first read(2): asked again at an offset it reports end of file, so a
     // reader that starts with a tiny buffer (as Files.readString does for a zero-size file) gets "4"
     // out of "4096". One read into a buffer larger than any value avoids that.
@@ -40,7 +41,7 @@ public record NamespaceSysctls(int somaxconn, int tcpMaxSynBacklog, int tcpSynco
     }
     String text = n <= 0 ? "" : new String(buffer, 0, n, StandardCharsets.US_ASCII).strip();
     try {
-      return Integer.parseInt(text);
+      return Long.parseLong(text);
     } catch (NumberFormatException e) {
       throw new IOException(file + " holds '" + text + "', not a number", e);
     }

@@ -1,14 +1,12 @@
 package dev.backlogagent.testing;
 
-import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Optional;
+import dev.backlogagent.kernel.ChildProcess;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
 
@@ -22,7 +20,6 @@ public final class KernelTests {
   /** The system property that turns every skip of a kernel test into a failure. */
   public static final String REQUIRE_PROPERTY = "backlog.requireKernel";
 
-  private static final List<String> SYSTEM_DIRS = List.of("/usr/sbin", "/usr/bin", "/sbin", "/bin");
 
   private KernelTests() {}
 
@@ -73,15 +70,9 @@ public final class KernelTests {
     }
   }
 
-  /** Where the executable {@code name} is, on PATH or in the system directories. */
+  /** Where the executable {@code name} is, found as the agent finds its own tools. */
   public static Optional<Path> findCommand(String name) {
-    List<String> dirs = new ArrayList<>(List.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)));
-    dirs.addAll(SYSTEM_DIRS);
-    return dirs.stream()
-        .filter(dir -> !dir.isEmpty())
-        .map(dir -> Path.of(dir, name))
-        .filter(p -> Files.isRegularFile(p) && Files.isExecutable(p))
-        .findFirst();
+    return ChildProcess.findExecutable(name);
   }
 
   private static void requireRoot(String why) {
@@ -90,7 +81,7 @@ public final class KernelTests {
 
   private static Path requireCommand(String name, String why) {
     Optional<Path> found = findCommand(name);
-    require(found.isPresent(), why + " needs " + name + " (not on PATH, nor in " + String.join(", ", SYSTEM_DIRS) + ")");
+    require(found.isPresent(), why + " needs " + name + " (not on PATH, nor in the system directories)");
     return found.orElseThrow();
   }
 }
