@@ -48,7 +48,8 @@ import org.junit.jupiter.api.Test;
  * too. Prints figures; asserts only that it measured something. Needs {@code target/backlog-agent.jar}
  * ({@code mvn -q -o package -DskipTests}). Run: {@code mvn -B verify -Pbench -Dtest=TraceOverheadBenchmark
  * -Dsurefire.failIfNoSpecifiedTests=false}; {@code -Dbench.rounds=N} (default 8) and
- * {@code -Dbench.stormSeconds=S} (default 4) change the shape.
+ * {@code -Dbench.stormSeconds=S} (default 4) change the shape; {@code -Dbench.warmupSeconds=S} measures each tracer
+ * after an unmeasured storm (warm, as a long-running agent is) instead of during the first storm it sees.
  */
 @Tag("bench")
 class TraceOverheadBenchmark {
@@ -65,6 +66,12 @@ class TraceOverheadBenchmark {
 
   /** -Dbench.agentPrograms=DIR: the agent runs the programs of DIR (--programs), to price a change before making it. */
   private static final String AGENT_PROGRAMS = System.getProperty("bench.agentPrograms", "");
+  /**
+   * -Dbench.warmupSeconds=S: before each measured storm, an unmeasured one of S seconds (every configuration, the
+   * untraced one too), so that a tracer is measured warm, as a long-running agent is, not while its JVM is still
+   * compiling the paths the first storm makes hot. 0 (the default) measures the first storm a tracer sees.
+   */
+  private static final double WARMUP_S = Double.parseDouble(System.getProperty("bench.warmupSeconds", "0"));
   /** -Dbench.launcher=false leaves out the launcher configuration (shorter runs). */
   private static final boolean LAUNCHER = Boolean.parseBoolean(System.getProperty("bench.launcher", "true"));
 
@@ -114,8 +121,8 @@ class TraceOverheadBenchmark {
     String oldStats = TracerCost.statsEnabled();
     try (BenchNetns ns = BenchNetns.create("storm")) {
       TracerCost.setStatsEnabled("1");
-      System.out.printf("%nTrace overhead: %s s storms in %s (inode %d), %d rounds, kernel %s, %d CPUs, load average %s%s%n",
-          STORM_S, ns.name(), ns.inode(), ROUNDS, Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip(),
+      System.out.printf("%nTrace overhead: %s s storms%s in %s (inode %d), %d rounds, kernel %s, %d CPUs, load average %s%s%n",
+          STORM_S, WARMUP_S > 0 ? " (each after an unmeasured " + WARMUP_S + " s one)" : "", ns.name(), ns.inode(), ROUNDS, Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip(),
           Runtime.getRuntime().availableProcessors(), loadAverage(),
           AGENT_PROGRAMS.isBlank() ? "" : ", agent --programs " + AGENT_PROGRAMS);
       System.out.printf("%-5s %-10s %12s %9s %11s %12s %13s  %s%n",
@@ -160,6 +167,12 @@ class TraceOverheadBenchmark {
       if (tracer != null) {
         Thread.sleep(SETTLE_MS);
       }
+      if (WARMUP_S > 0) {
+        try (Storm warmup = Storm.start(ns, storm, WARMUP_S)) {
+          warmup.awaitClient();
+        }
+        Thread.sleep(SETTLE_MS / 2);
+      }
       Set<Integer> ids = tracer == null ? Set.of() : tracer.programIds();
       Map<Integer, ProgramStat> bpfBefore = ids.isEmpty() ? Map.of() : TracerCost.programStats(ids);
       Map<Long, Long> treeBefore = tracer == null ? Map.of() : TracerCost.treeTicks(tracer.root());
@@ -172,7 +185,7 @@ class TraceOverheadBenchmark {
       Set<Integer> idsAfter;
       Map<Integer, ProgramStat> bpfAfter;
       long linesAfter;
-      try (Storm s = Storm.start(ns, storm)) {
+      try (Storm s = Storm.start(ns, storm, STORM_S)) {
         s.awaitClient();
         // Close the window as soon as the client is done (the server idles on for a second).
         treeAfter = tracer == null ? Map.of() : TracerCost.treeTicks(tracer.root());
@@ -619,24 +632,26 @@ class TraceOverheadBenchmark {
 
     private final Process server;
     private final Lines serverOut;
+    private final double seconds;
     private Process client;
     private Lines clientOut;
 
-    private Storm(Process server, Lines serverOut) {
+    private Storm(Process server, Lines serverOut, double seconds) {
       this.server = server;
       this.serverOut = serverOut;
+      this.seconds = seconds;
     }
 
-    static Storm start(BenchNetns ns, Path binary) throws IOException, InterruptedException {
+    static Storm start(BenchNetns ns, Path binary, double seconds) throws IOException, InterruptedException {
       Process server = new ProcessBuilder(dieWithUs("ip", "netns", "exec", ns.name(), binary.toString(), "server",
-          Integer.toString(PORT), Double.toString(STORM_S + 1))).redirectErrorStream(true).start();
-      Storm s = new Storm(server, new Lines(server.getInputStream(), "storm-server", l -> l.startsWith("listening")));
+          Integer.toString(PORT), Double.toString(seconds + 1))).redirectErrorStream(true).start();
+      Storm s = new Storm(server, new Lines(server.getInputStream(), "storm-server", l -> l.startsWith("listening")), seconds);
       try {
         if (s.serverOut.awaitReady(Duration.ofSeconds(10)) == null) {
           throw new IOException("the storm server did not listen: " + s.serverOut.tail());
         }
         s.client = new ProcessBuilder(dieWithUs("ip", "netns", "exec", ns.name(), binary.toString(), "client",
-            "127.0.0.1", Integer.toString(PORT), Double.toString(STORM_S))).redirectErrorStream(true).start();
+            "127.0.0.1", Integer.toString(PORT), Double.toString(seconds))).redirectErrorStream(true).start();
         s.clientOut = new Lines(s.client.getInputStream(), "storm-client", l -> l.startsWith("connections "));
       } catch (IOException | RuntimeException e) {
         s.close();
@@ -646,7 +661,7 @@ class TraceOverheadBenchmark {
     }
 
     void awaitClient() throws IOException, InterruptedException {
-      if (!client.waitFor((long) (STORM_S * 1000) + 15_000, TimeUnit.MILLISECONDS)) {
+      if (!client.waitFor((long) (seconds * 1000) + 15_000, TimeUnit.MILLISECONDS)) {
         throw new IOException("the storm client did not finish");
       }
     }
@@ -663,7 +678,7 @@ class TraceOverheadBenchmark {
 
     @Override
     public void close() throws InterruptedException {
-      if (!server.waitFor((long) (STORM_S * 1000) + 5_000, TimeUnit.MILLISECONDS)) {
+      if (!server.waitFor((long) (seconds * 1000) + 5_000, TimeUnit.MILLISECONDS)) {
         server.destroyForcibly();
       }
       if (client != null) {
