@@ -72,6 +72,11 @@ class TraceOverheadBenchmark {
    * compiling the paths the first storm makes hot. 0 (the default) measures the first storm a tracer sees.
    */
   private static final double WARMUP_S = Double.parseDouble(System.getProperty("bench.warmupSeconds", "0"));
+  /**
+   * -Dbench.agentStates=true: the agent also runs states.bt ({@code trace --states}), as the daemon does by default
+   * ({@code states: true}); without it the agent runs what {@code trace} runs by default.
+   */
+  private static final boolean AGENT_STATES = Boolean.parseBoolean(System.getProperty("bench.agentStates", "false"));
   /** -Dbench.launcher=false leaves out the launcher configuration (shorter runs). */
   private static final boolean LAUNCHER = Boolean.parseBoolean(System.getProperty("bench.launcher", "true"));
 
@@ -124,7 +129,7 @@ class TraceOverheadBenchmark {
       System.out.printf("%nTrace overhead: %s s storms%s in %s (inode %d), %d rounds, kernel %s, %d CPUs, load average %s%s%n",
           STORM_S, WARMUP_S > 0 ? " (each after an unmeasured " + WARMUP_S + " s one)" : "", ns.name(), ns.inode(), ROUNDS, Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip(),
           Runtime.getRuntime().availableProcessors(), loadAverage(),
-          AGENT_PROGRAMS.isBlank() ? "" : ", agent --programs " + AGENT_PROGRAMS);
+          (AGENT_PROGRAMS.isBlank() ? "" : ", agent --programs " + AGENT_PROGRAMS) + (AGENT_STATES ? ", agent --states" : ""));
       System.out.printf("%-5s %-10s %12s %9s %11s %12s %13s  %s%n",
           "round", "tracer", "connections", "conn/s", "BPF s/100k", "tree s/100k", "total s/100k", "notes");
       for (int round = 1; round <= ROUNDS; round++) {
@@ -505,6 +510,9 @@ class TraceOverheadBenchmark {
           "--state", WORK.resolve("requested-backlogs.json").toString()));
       if (!AGENT_PROGRAMS.isBlank()) {
         command.addAll(List.of("--programs", AGENT_PROGRAMS));
+      }
+      if (AGENT_STATES) {
+        command.add("--states");
       }
       ProcessBuilder builder = new ProcessBuilder(dieWithUs(command.toArray(String[]::new)));
       // The launcher runs the same jar (and the java of this JVM, not whichever is first on PATH).
