@@ -206,11 +206,19 @@ public final class ListenerWatch implements AutoCloseable {
     return undecodable.get();
   }
 
-  @Override
-  public void close() {
+  /**
+   * Stops the BPF children (they print their last maps on the way out); the inventory and the correlator
+   * stay usable, so that a last interval can still be closed.
+   */
+  public void stopPrograms() {
     if (tracing != null) {
       tracing.close();
     }
+  }
+
+  @Override
+  public void close() {
+    stopPrograms();
     requested.saveIfChanged(settings.stateFile());
     try (var files = Files.list(workDirectory)) {
       for (Path f : files.toList()) {
