@@ -3,6 +3,7 @@ package dev.backlogagent.config;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.MapperFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -85,8 +86,18 @@ public final class ConfigLoader {
     if (text.isBlank()) {
       return AgentConfig.defaults();
     }
+    JsonNode tree;
     try {
-      AgentConfig config = mapper.readValue(text, AgentConfig.class);
+      tree = mapper.readTree(text);
+    } catch (JsonProcessingException e) {
+      String where = e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr();
+      throw new ConfigException(source + ": not valid YAML" + where + ": " + oneLine(e.getOriginalMessage()));
+    }
+    if (tree == null || tree.isMissingNode() || tree.isNull()) {
+      return AgentConfig.defaults(); // only comments
+    }
+    try {
+      AgentConfig config = mapper.treeToValue(tree, AgentConfig.class);
       return config == null ? AgentConfig.defaults() : config;
     } catch (UnrecognizedPropertyException e) {
       List<String> allowed = e.getKnownPropertyIds().stream().map(Object::toString).sorted().toList();
@@ -105,8 +116,7 @@ public final class ConfigLoader {
     } catch (JsonMappingException e) {
       throw new ConfigException(source + ": key '" + path(e) + "': " + oneLine(e.getOriginalMessage()));
     } catch (JsonProcessingException e) {
-      String where = e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr();
-      throw new ConfigException(source + ": not valid YAML" + where + ": " + oneLine(e.getOriginalMessage()));
+      throw new ConfigException(source + ": " + oneLine(e.getOriginalMessage()));
     }
   }
 
@@ -133,10 +143,8 @@ public final class ConfigLoader {
 
   private static String describe(InvalidFormatException e) {
     String got = String.valueOf(e.getValue());
-    String why = e.getOriginalMessage();
     if (e.getTargetType() == Duration.class) {
-      int colon = why.lastIndexOf(": ");
-      return colon >= 0 ? why.substring(colon + 2) : why;
+      return e.getOriginalMessage(); // the deserializer's own sentence
     }
     return "expected " + expected(e.getTargetType()) + ", got '" + got + "'";
   }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.databind.DeserializationContext;
 import com.fasterxml.jackson.databind.deser.std.StdScalarDeserializer;
+import com.fasterxml.jackson.databind.exc.InvalidFormatException;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.regex.Matcher;
@@ -33,6 +34,9 @@ final class Durations {
 
   static String format(Duration d) {
     long ms = d.toMillis();
+    if (ms == 0) {
+      return "0s";
+    }
     if (ms % 3_600_000 == 0) {
       return ms / 3_600_000 + "h";
     }
@@ -58,7 +62,7 @@ final class Durations {
         try {
           return parse(p.getText());
         } catch (IllegalArgumentException e) {
-          throw ctxt.weirdStringException(p.getText(), Duration.class, e.getMessage());
+          throw InvalidFormatException.from(p, e.getMessage(), p.getText(), Duration.class);
         }
       }
       return (Duration) ctxt.handleUnexpectedToken(Duration.class, p);
