@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.backlogagent.testing.DaemonProcess;
 import dev.backlogagent.testing.KernelTests;
 import dev.backlogagent.testing.Nstat;
+import dev.backlogagent.testing.PrometheusServer;
 import dev.backlogagent.testing.PrometheusText;
 import dev.backlogagent.testing.TestNetns;
 import dev.backlogagent.testing.TestNetns.ListenerProcess;
@@ -75,6 +76,36 @@ class DaemonTest {
         // The summary line names the listener and the kind.
         daemon.awaitLine(l -> l.contains("dropping: python3[" + server.pid() + "] 127.0.0.1:" + server.port())
             && l.contains("accept queue"), Duration.ofSeconds(5));
+      }
+    }
+  }
+
+  /** Debian's prometheus server scrapes the daemon; its query API returns the overflow counter for the right port. */
+  @Test
+  void aPrometheusServerScrapesTheOverflowCounterOfTheRightPort() throws Exception {
+    try (TestNetns ns = TestNetns.create()) {
+      int port = DaemonProcess.freePort();
+      try (DaemonProcess daemon = DaemonProcess.start(Map.of(), "--config", config(ns, port, ""));
+           PrometheusServer prometheus = PrometheusServer.start(port)) {
+        daemon.awaitStarted();
+        ListenerProcess server = ns.startListener("--backlog", "4", "--connect", "40", "--close-after", "2.5");
+        ListenerProcess quiet = ns.startListener("--backlog", "64");
+        Thread.sleep(4000);
+        long ssDrops = ns.ss().port(server.port()).drops();
+        assertThat(ssDrops).isPositive();
+        List<PrometheusServer.Sample> result = prometheus.awaitQuery(
+            "tcp_listen_overflows_total{netns_inode=\"" + ns.inode() + "\"}",
+            r -> r.stream().anyMatch(s -> s.value() == ssDrops), Duration.ofSeconds(30));
+        assertThat(result).filteredOn(s -> s.value() > 0).singleElement().satisfies(s -> {
+          assertThat(s.labels()).containsEntry("network_local_port", Integer.toString(server.port()))
+              .containsEntry("process_pid", Long.toString(server.pid()))
+              .containsEntry("instance", prometheus.target());
+          assertThat(s.value()).isEqualTo(ssDrops);
+        });
+        assertThat(result).anySatisfy(s -> {
+          assertThat(s.labels()).containsEntry("network_local_port", Integer.toString(quiet.port()));
+          assertThat(s.value()).isZero();
+        });
       }
     }
   }
