@@ -201,8 +201,8 @@ public final class OtlpReceiver implements AutoCloseable {
   }
 
   /**
-   * Waits until {@code probe} finds something in what has arrived and returns it; fails after {@code timeout} with
-   * {@code what} was awaited and a summary of what did arrive.
+   * Waits until {@code probe} finds something in what has arrived and returns it; after {@code timeout}, fails with
+   * {@code what} (what was awaited) and a summary of what did arrive.
    */
   public <T> T await(String what, Duration timeout, Function<Received, Optional<T>> probe)
       throws InterruptedException {
