@@ -29,15 +29,17 @@ class DaemonTest {
     KernelTests.requireCommand("python3");
   }
 
+  /** A config for the test's namespace only; {@code extra} may replace the listeners section. */
   private String config(TestNetns ns, int prometheusPort, String extra) throws Exception {
+    String listeners = extra.startsWith("listeners:") ? "" : "listeners: {netns: [\"" + ns.inode() + "\"]}";
     return DaemonProcess.config(dir, """
         interval: 1s
         state_file: %s
-        listeners: {netns: ["%d"]}
+        %s
         incidents: {quiet_period: 2s}
         exporters: {prometheus: {port: %d}}
         %s
-        """.formatted(dir.resolve("state.json"), ns.inode(), prometheusPort, extra)).toString();
+        """.formatted(dir.resolve("state.json"), listeners, prometheusPort, extra)).toString();
   }
 
   @Test
@@ -106,6 +108,28 @@ class DaemonTest {
           assertThat(s.labels()).containsEntry("network_local_port", Integer.toString(quiet.port()));
           assertThat(s.value()).isZero();
         });
+      }
+    }
+  }
+
+  /** listeners.max caps the listeners exported; what the cap leaves out is counted, and a port filter holds. */
+  @Test
+  void theListenerCapAndFiltersBoundWhatIsExported() throws Exception {
+    try (TestNetns ns = TestNetns.create()) {
+      int prometheus = DaemonProcess.freePort();
+      ListenerProcess a = ns.startListener("--backlog", "8");
+      ListenerProcess b = ns.startListener("--backlog", "8");
+      ListenerProcess c = ns.startListener("--backlog", "8");
+      String extra = "listeners: {netns: [\"%d\"], ports: [%d, %d], max: 1}".formatted(ns.inode(), a.port(), b.port());
+      try (DaemonProcess daemon = DaemonProcess.start(Map.of(), "--config", config(ns, prometheus, extra))) {
+        daemon.awaitStarted();
+        daemon.awaitLine(l -> l.startsWith("2 listeners in") && l.contains("(1 exported, 1 over the cap)"), Duration.ofSeconds(10));
+        String scrape = DaemonProcess.scrape(prometheus);
+        List<String> series = scrape.lines().filter(l -> l.startsWith("tcp_listen_queue_limit{")).toList();
+        assertThat(series).singleElement().asString()
+            .matches(l -> l.contains("network_local_port=\"" + a.port() + "\"") || l.contains("network_local_port=\"" + b.port() + "\""));
+        assertThat(scrape).doesNotContain("network_local_port=\"" + c.port() + "\"");
+        assertThat(value(scrape, "backlog_agent_listeners_left_out_total", Map.of())).isEqualTo(1);
       }
     }
   }
