@@ -42,16 +42,20 @@ final class RunCommand implements Callable<Integer> {
       throw new BadInputException(e.getMessage());
     }
     Daemon daemon = new Daemon(configFile, config, loader, out, Daemon.Lifecycle.NONE);
-    if (check) {
-      int code = daemon.check();
-      out.println(code == 0 ? "check passed" : "check failed");
-      return code;
+    try {
+      if (check) {
+        int code = daemon.check();
+        out.println(code == 0 ? "check passed" : "check failed");
+        return code;
+      }
+      // Our own handlers replace the JVM's (which would run shutdown hooks and exit 143): the daemon stops
+      // on its own thread, exports once more and exits 0, as systemd expects of a clean stop.
+      Signal.handle(new Signal("TERM"), s -> daemon.requestStop());
+      Signal.handle(new Signal("INT"), s -> daemon.requestStop());
+      Signal.handle(new Signal("HUP"), s -> daemon.requestReload());
+      return daemon.run();
+    } catch (ConfigException e) {
+      throw new BadInputException(e.getMessage());
     }
-    // Our own handlers replace the JVM's (which would run shutdown hooks and exit 143): the daemon stops
-    // on its own thread, exports once more and exits 0, as systemd expects of a clean stop.
-    Signal.handle(new Signal("TERM"), s -> daemon.requestStop());
-    Signal.handle(new Signal("INT"), s -> daemon.requestStop());
-    Signal.handle(new Signal("HUP"), s -> daemon.requestReload());
-    return daemon.run();
   }
 }

@@ -112,7 +112,7 @@ public final class Daemon {
    * `run --check`: the configuration was read; now the OTEL_* settings and the BPF programs are tried
    * (attached, then detached). 0 when everything works, 1 when something cannot run.
    */
-  public int check() throws IOException, InterruptedException {
+  public int check() throws IOException, InterruptedException, ConfigException {
     AgentConfig.Exporters noPort = new AgentConfig.Exporters(
         new AgentConfig.Prometheus(false, config.exporters().prometheus().host(), config.exporters().prometheus().port()),
         config.exporters().otlp());
@@ -121,6 +121,9 @@ public final class Daemon {
           + (config.exporters().prometheus().enabled() ? ", Prometheus on " + config.exporters().prometheus().host() + ":"
           + config.exporters().prometheus().port() + " (not bound by --check)" : ""));
     } catch (Telemetry.StartException e) {
+      if (e.badConfiguration()) {
+        throw new ConfigException(e.getMessage());
+      }
       out.println("exporters: " + e.getMessage());
       return 1;
     }
@@ -135,10 +138,13 @@ public final class Daemon {
   }
 
   /** Runs until a stop request; returns the exit code. */
-  public int run() throws IOException, InterruptedException {
+  public int run() throws IOException, InterruptedException, ConfigException {
     try {
       startTelemetry(config);
     } catch (Telemetry.StartException e) {
+      if (e.badConfiguration()) {
+        throw new ConfigException(e.getMessage());
+      }
       throw new IOException(e.getMessage());
     }
     watch = ListenerWatch.start(settings(config), this::onEvent);

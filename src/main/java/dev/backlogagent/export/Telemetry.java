@@ -41,8 +41,16 @@ public final class Telemetry implements AutoCloseable {
 
   /** Thrown when the SDK refuses its configuration (a bad OTEL_* value, a Prometheus port in use). */
   public static final class StartException extends Exception {
-    public StartException(String message) {
+    private final boolean badConfiguration;
+
+    public StartException(String message, boolean badConfiguration) {
       super(message);
+      this.badConfiguration = badConfiguration;
+    }
+
+    /** True when a setting is wrong (an OTEL_* value), false when the host is (a port in use). */
+    public boolean badConfiguration() {
+      return badConfiguration;
     }
   }
 
@@ -65,15 +73,19 @@ public final class Telemetry implements AutoCloseable {
           .build()
           .getOpenTelemetrySdk();
       return new Telemetry(sdk, described[0], otlpOn[0]);
-    } catch (ConfigurationException e) {
-      throw new StartException("OpenTelemetry: " + e.getMessage() + (e.getCause() == null ? "" : " (" + e.getCause().getMessage() + ")"));
-    } catch (RuntimeException e) {
-      // The Prometheus exporter binds its port while the SDK is built: a port in use ends up here.
+    } catch (ConfigurationException | IllegalStateException | java.io.UncheckedIOException e) {
       Throwable root = e;
       while (root.getCause() != null) {
         root = root.getCause();
       }
-      throw new StartException("OpenTelemetry exporters cannot start: " + root.getMessage());
+      if (root instanceof java.net.BindException || root instanceof java.io.IOException) {
+        // The Prometheus exporter binds its port while the SDK is built: a port in use ends up here.
+        AgentConfig.Prometheus p = exporters.prometheus();
+        throw new StartException("the Prometheus endpoint " + p.host() + ":" + p.port() + " cannot listen: "
+            + root.getMessage(), false);
+      }
+      throw new StartException("OpenTelemetry: " + e.getMessage()
+          + (root == e ? "" : " (" + root.getMessage() + ")"), e instanceof ConfigurationException);
     }
   }
 

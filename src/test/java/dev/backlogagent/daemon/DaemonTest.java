@@ -194,6 +194,24 @@ class DaemonTest {
       assertThat(daemon.stderr()).containsExactly(
           "backlog-agent: " + file + ": key 'listeners.max': must be between 1 and 100000, got 0");
     }
+    // A bad OTEL_* value is a bad configuration too; a Prometheus port in use is the host's problem (exit 1).
+    Path good = DaemonProcess.config(dir, "state_file: " + dir.resolve("s.json") + "\n");
+    try (DaemonProcess daemon = DaemonProcess.start(Map.of("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1",
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "thrift"), "--config", good.toString())) {
+      assertThat(daemon.awaitExit(Duration.ofSeconds(30))).isEqualTo(2);
+      Thread.sleep(200);
+      assertThat(daemon.stderr()).containsExactly("backlog-agent: OpenTelemetry: Unsupported OTLP metrics protocol: thrift");
+    }
+    try (java.net.ServerSocket busy = new java.net.ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress())) {
+      Path taken = DaemonProcess.config(dir, "state_file: " + dir.resolve("s.json") + "\nexporters: {prometheus: {port: "
+          + busy.getLocalPort() + "}}\n");
+      try (DaemonProcess daemon = DaemonProcess.start(Map.of(), "--config", taken.toString())) {
+        assertThat(daemon.awaitExit(Duration.ofSeconds(30))).isEqualTo(1);
+        Thread.sleep(200);
+        assertThat(daemon.stderr()).containsExactly("backlog-agent: the Prometheus endpoint 127.0.0.1:" + busy.getLocalPort()
+            + " cannot listen: Address already in use");
+      }
+    }
     Path open = DaemonProcess.config(dir, "interval: 2s\n");
     java.nio.file.Files.setPosixFilePermissions(open, java.nio.file.attribute.PosixFilePermissions.fromString("rw-rw-rw-"));
     if (KernelTests.effectiveUid() == 0) {
