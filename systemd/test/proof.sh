@@ -37,7 +37,7 @@ if [ -s /usr/lib/backlog-agent/notify-probe.jar ]; then
 fi
 
 # doctor, inside the sandbox: what the agent may observe there.
-timeout 120 systemctl start backlog-agent-doctor.service; say doctor.rc $?
+timeout 300 systemctl start backlog-agent-doctor.service; say doctor.rc $?
 show doctor backlog-agent-doctor.service
 cp /run/proof/doctor.txt /run/proof/doctor-err.txt /out/
 
@@ -46,10 +46,11 @@ ns=bltest-sdproof-$$
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 asNobody() { ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
-(sleep 60 | asNobody /usr/bin/python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9090 --backlog 4 \
+(sleep 600 | asNobody /usr/bin/python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9090 --backlog 4 \
     --connect 20 >/run/proof/listener-9090.txt 2>&1 &)
 timeout 30 systemctl start backlog-agent.service; say trace.start.rc $?
-for _ in $(seq 1 120); do
+# Compiling and attaching takes about a second here, minutes in an emulated guest.
+for _ in $(seq 1 600); do
     grep -q 'tracing at tier' /run/proof/trace-err.txt 2>/dev/null && break
     sleep 0.5
 done
@@ -59,9 +60,9 @@ child=$(pgrep -P "$main" bpftrace | head -n1)
 [ -n "$child" ] && process trace.bpftrace "$child"
 say trace.cgroup "$(sed -n 's/^0:://p' "/proc/$main/cgroup")"
 # A listen() while tracing: the requested backlog is seen and kept in the state file.
-(sleep 20 | asNobody /usr/bin/python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9191 --backlog 2 \
+(sleep 600 | asNobody /usr/bin/python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9191 --backlog 2 \
     --connect 10 >/run/proof/listener-9191.txt 2>&1 &)
-for _ in $(seq 1 40); do
+for _ in $(seq 1 120); do
     grep -q ':9191 .*accept queue full' /run/proof/trace.txt 2>/dev/null && break
     sleep 0.5
 done
