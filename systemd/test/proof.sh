@@ -46,7 +46,7 @@ ns=bltest-sdproof-$$
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 asNobody() { ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
-(sleep 600 | asNobody /usr/bin/python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9090 --backlog 4 \
+(sleep 600 | asNobody python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9090 --backlog 4 \
     --connect 20 >/run/proof/listener-9090.txt 2>&1 &)
 timeout 30 systemctl start backlog-agent.service; say trace.start.rc $?
 # Compiling and attaching takes about a second here, minutes in an emulated guest.
@@ -60,7 +60,7 @@ child=$(pgrep -P "$main" bpftrace | head -n1)
 [ -n "$child" ] && process trace.bpftrace "$child"
 say trace.cgroup "$(sed -n 's/^0:://p' "/proc/$main/cgroup")"
 # A listen() while tracing: the requested backlog is seen and kept in the state file.
-(sleep 600 | asNobody /usr/bin/python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9191 --backlog 2 \
+(sleep 600 | asNobody python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9191 --backlog 2 \
     --connect 10 >/run/proof/listener-9191.txt 2>&1 &)
 for _ in $(seq 1 120); do
     grep -q ':9191 .*accept queue full' /run/proof/trace.txt 2>/dev/null && break
