@@ -35,6 +35,8 @@ if [ "${1:-}" = --inside ]; then
     m=$work/merged
     mount -t overlay overlay -o "lowerdir=/,upperdir=$work/ovl/upper,workdir=$work/ovl/work" "$m"
     cp -a "$work/stage/." "$m/"
+    # The host's own state, if any, stays out: systemd makes the state directory as the unit says.
+    rm -rf "$m/var/lib/backlog-agent"
     mount -t proc proc "$m/proc"
     mount -t sysfs sysfs "$m/sys"
     mount -t cgroup2 cgroup2 "$m/sys/fs/cgroup"

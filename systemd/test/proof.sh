@@ -3,6 +3,7 @@
 # what systemd and the kernel say about them as KEY=VALUE lines in /out/proof.txt, then lets systemd power off.
 set -u
 exec 2>/out/proof.log
+PS4='+ $(date +%T.%N | cut -c1-12) '
 set -x
 proof=/out/proof.txt
 : > "$proof"
