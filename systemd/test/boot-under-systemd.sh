@@ -10,7 +10,7 @@
 #
 # The units under test are the installed backlog-agent.service itself and two copies of it under other
 # names, each with a drop-in that changes only what it runs, its Type=, Restart=no and where its output goes:
-# the sandbox, capabilities and limits are the installed unit's. Until the daemon's "run" exists, backlog-agent.service runs "trace" (drop-in, Type=simple);
+# the sandbox, capabilities and limits are the installed unit's. backlog-agent.service runs the daemon as installed (output redirected to files);
 # backlog-agent-doctor.service runs doctor; notify-probe.service runs NOTIFY_PROBE_JAR through the launcher
 # (Type=notify as installed) to prove readiness, reload and stop with SystemdNotify.
 #
@@ -96,13 +96,11 @@ cp "$unit" "$units/backlog-agent-doctor.service"
 cp "$unit" "$units/notify-probe.service"
 cat > "$units/backlog-agent.service.d/proof.conf" <<'UNIT'
 [Service]
-# Until the daemon's "run" exists: trace, in the same sandbox.
-Type=simple
-ExecStart=
-ExecStart=/usr/bin/backlog-agent trace
+# The installed unit as it is (Type=notify, ExecStart=... run, the installed config), only with its output
+# in files the proof reads, and no restart.
 Restart=no
-StandardOutput=file:/run/proof/trace.txt
-StandardError=file:/run/proof/trace-err.txt
+StandardOutput=file:/run/proof/run.txt
+StandardError=file:/run/proof/run-err.txt
 UNIT
 cat > "$units/backlog-agent-doctor.service.d/proof.conf" <<'UNIT'
 [Service]

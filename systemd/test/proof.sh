@@ -42,35 +42,38 @@ timeout 300 systemctl start backlog-agent-doctor.service; say doctor.rc $?
 show doctor backlog-agent-doctor.service
 cp /run/proof/doctor.txt /run/proof/doctor-err.txt /out/
 
-# trace, inside the sandbox, while processes of another user overflow listeners in another namespace.
+# The daemon, inside the sandbox, while processes of another user overflow listeners in another namespace.
 ns=bltest-sdproof-$$
 ip netns add "$ns"
 ip netns exec "$ns" ip link set lo up
 asNobody() { ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 (sleep 600 | asNobody python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9090 --backlog 4 \
     --connect 20 >/run/proof/listener-9090.txt 2>&1 &)
-timeout 30 systemctl start backlog-agent.service; say trace.start.rc $?
-# Compiling and attaching takes about a second here, minutes in an emulated guest.
-for _ in $(seq 1 600); do
-    grep -q 'tracing at tier' /run/proof/trace-err.txt 2>/dev/null && break
-    sleep 0.5
-done
+# The daemon as installed: Type=notify, so start returns once its programs are attached.
+timeout 300 systemctl start backlog-agent.service; say run.start.rc $?
+show run.started backlog-agent.service
 main=$(systemctl show -p MainPID --value backlog-agent.service)
-process trace.main "$main"
+process run.main "$main"
 child=$(pgrep -P "$main" bpftrace | head -n1)
-[ -n "$child" ] && process trace.bpftrace "$child"
-say trace.cgroup "$(sed -n 's/^0:://p' "/proc/$main/cgroup")"
-# A listen() while tracing: the requested backlog is seen and kept in the state file.
+[ -n "$child" ] && process run.bpftrace "$child"
+say run.cgroup "$(sed -n 's/^0:://p' "/proc/$main/cgroup")"
+# A listen() while the daemon runs: the requested backlog is seen and kept in the state file.
 (sleep 600 | asNobody python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9191 --backlog 2 \
     --connect 10 >/run/proof/listener-9191.txt 2>&1 &)
-for _ in $(seq 1 120); do
-    grep -q ':9191 .*accept queue full' /run/proof/trace.txt 2>/dev/null && break
+# The summary line comes every interval (10 s by default).
+for _ in $(seq 1 240); do
+    grep -q '127.0.0.1:9191 [0-9]* (accept queue' /run/proof/run.txt 2>/dev/null && break
     sleep 0.5
 done
-sleep 1
-timeout 30 systemctl stop backlog-agent.service; say trace.stop.rc $?
-show trace backlog-agent.service
-cp /run/proof/trace.txt /run/proof/trace-err.txt /out/
+timeout 60 systemctl reload backlog-agent.service; say run.reload.rc $?
+for _ in $(seq 1 120); do
+    grep -q '^configuration reloaded' /run/proof/run.txt 2>/dev/null && break
+    sleep 0.5
+done
+show run.reloaded backlog-agent.service
+timeout 30 systemctl stop backlog-agent.service; say run.stop.rc $?
+show run backlog-agent.service
+cp /run/proof/run.txt /run/proof/run-err.txt /out/
 say state.directory.mode "$(stat -c %a /var/lib/backlog-agent)"
 say state.file.mode "$(stat -c %a /var/lib/backlog-agent/requested-backlogs.json)"
 say state.has.9191 "$(grep -c '"port":9191,"requested":2' /var/lib/backlog-agent/requested-backlogs.json)"

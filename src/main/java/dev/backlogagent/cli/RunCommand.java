@@ -4,6 +4,7 @@ import dev.backlogagent.config.AgentConfig;
 import dev.backlogagent.config.ConfigException;
 import dev.backlogagent.config.ConfigLoader;
 import dev.backlogagent.daemon.Daemon;
+import dev.backlogagent.daemon.SystemdNotify;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -41,7 +42,29 @@ final class RunCommand implements Callable<Integer> {
     } catch (ConfigException e) {
       throw new BadInputException(e.getMessage());
     }
-    Daemon daemon = new Daemon(configFile, config, loader, out, Daemon.Lifecycle.NONE);
+    SystemdNotify notify = SystemdNotify.fromEnvironment();
+    Daemon.Lifecycle lifecycle = new Daemon.Lifecycle() {
+      @Override
+      public void ready(String status) {
+        notify.ready(status); // "programs attached" (or reported unable to): what Type=notify waits for
+      }
+
+      @Override
+      public void reloading() {
+        notify.reloading();
+      }
+
+      @Override
+      public void stopping() {
+        notify.stopping();
+      }
+
+      @Override
+      public void status(String status) {
+        notify.status(status);
+      }
+    };
+    Daemon daemon = new Daemon(configFile, config, loader, out, check ? Daemon.Lifecycle.NONE : lifecycle);
     try {
       if (check) {
         int code = daemon.check();

@@ -89,14 +89,14 @@ class SystemdUnitSandboxTest {
   void the_service_runs_as_root_with_exactly_the_allowed_capabilities_no_new_privileges_and_seccomp() {
     String mask = String.format("%016x", capabilityMask(Set.of(Capability.CAP_BPF, Capability.CAP_PERFMON,
         Capability.CAP_SYS_ADMIN, Capability.CAP_SYS_PTRACE, Capability.CAP_DAC_READ_SEARCH)));
-    for (String process : List.of("notify.main", "trace.main", "trace.bpftrace")) {
+    for (String process : List.of("notify.main", "run.main", "run.bpftrace")) {
       assertThat(PROOF).as(process).containsEntry(process + ".CapEff", mask)
           .containsEntry(process + ".CapBnd", mask)
           .containsEntry(process + ".NoNewPrivs", "1")
           .containsEntry(process + ".Seccomp", "2");
     }
-    assertThat(PROOF).containsEntry("trace.bpftrace.comm", "bpftrace")
-        .containsEntry("trace.cgroup", "/system.slice/backlog-agent.service");
+    assertThat(PROOF).containsEntry("run.bpftrace.comm", "bpftrace")
+        .containsEntry("run.cgroup", "/system.slice/backlog-agent.service");
   }
 
   @Test
@@ -106,14 +106,18 @@ class SystemdUnitSandboxTest {
     String doctor = Files.readString(out.resolve("doctor.txt"));
     assertThat(doctor).containsPattern("attach tracepoint +works").containsPattern("\ntier: (tracepoint|kprobe) ");
 
-    assertThat(PROOF).containsEntry("trace.start.rc", "0").containsEntry("trace.stop.rc", "0")
-        .containsEntry("trace.Result", "success").containsEntry("bpftrace.left", "0");
-    assertThat(Files.readString(out.resolve("trace-err.txt"))).containsPattern("tracing at tier (tracepoint|kprobe)");
-    String trace = Files.readString(out.resolve("trace.txt"));
+    // The daemon as installed: ready (Type=notify) once its programs attached, reloaded, stopped cleanly.
+    assertThat(PROOF).containsEntry("run.start.rc", "0").containsEntry("run.started.ActiveState", "active")
+        .containsEntry("run.reload.rc", "0").containsEntry("run.reloaded.ActiveState", "active")
+        .containsEntry("run.stop.rc", "0").containsEntry("run.Result", "success").containsEntry("run.ExecMainStatus", "0")
+        .containsEntry("bpftrace.left", "0");
+    assertThat(PROOF.get("run.started.StatusText")).matches("tier (tracepoint|kprobe), \\d+ BPF concern\\(s\\) running");
+    String run = Files.readString(out.resolve("run.txt"));
+    assertThat(run).containsPattern("(?m)^tier (tracepoint|kprobe) .*programs \\[LISTEN").contains("\nconfiguration reloaded from ")
+        .contains("\nstopped");
     // Named from /proc/PID/fd of a process of another user (CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE), in a
-    // namespace entered with setns (CAP_SYS_ADMIN, RestrictNamespaces=net), counted by BPF.
-    assertThat(trace).containsPattern("python3\\[\\d+\\] 127\\.0\\.0\\.1:9191 netns \\d+: listen\\(2\\) → backlog 2");
-    assertThat(trace).containsPattern("python3\\[\\d+\\] 127\\.0\\.0\\.1:9090 netns \\d+: accept queue full");
+    // namespace entered with setns (CAP_SYS_ADMIN, RestrictNamespaces=net), counted from its sk_drops.
+    assertThat(run).containsPattern("python3\\[\\d+\\] 127\\.0\\.0\\.1:9191 \\d+ \\(accept queue\\)");
     // The state directory systemd made, with the unit's UMask.
     assertThat(PROOF).containsEntry("state.directory.mode", "750").containsEntry("state.file.mode", "600")
         .containsEntry("state.has.9191", "1");
