@@ -16,7 +16,11 @@ public sealed interface TraceEvent {
   /** A reset sent; {@code state} is the TCP state of the socket, {@code reason} the kernel's reason number. */
   record ResetSent(ListenerKey key, int state, long reason) implements AtListener {}
 
-  /** A connection that waited in the accept queue longer than the threshold. */
+  /**
+   * A connection that waited in the accept queue longer than the threshold. {@code queue}: at the tracepoint
+   * tier the connections already queued when this one joined ({@code queue_ahead}); at the kprobe tier those
+   * left after this accept ({@code queue}). {@code handshakeNanos} is 0 when the program does not say.
+   */
   record SlowAccept(ListenerKey key, int pid, String comm, long handshakeNanos, long waitMicros, long queue, long backlog)
       implements AtListener {}
 

@@ -67,7 +67,7 @@ public final class TraceEventDecoder {
       case "reset" -> new TraceEvent.ResetSent(key(e), e.path("state").asInt(), number(e, "reason"));
       case "slow_accept" -> new TraceEvent.SlowAccept(key(e), e.path("pid").asInt(0), e.path("comm").asText(null),
           e.path("handshake_ns").asLong(0), number(e, "wait_us"),
-          e.has("queue_len") ? e.path("queue_len").asLong() : e.path("queue").asLong(), e.path("backlog").asLong());
+          e.has("queue_ahead") ? e.path("queue_ahead").asLong() : e.path("queue").asLong(), e.path("backlog").asLong());
       case "overflow_start" -> new TraceEvent.OverflowStart(key(e), e.path("kind").asText(), number(e, "queue"),
           number(e, "backlog"), e.path("syncookies").asInt(-1));
       default -> throw new UndecodableException("unknown event type '" + type + "'");

@@ -43,10 +43,13 @@ import org.junit.jupiter.api.Test;
  * (utime + stime) of its whole process tree (the agent's JVM and its bpftrace children), sampled after the
  * tracer is ready and has settled, so that JVM start-up and bpftrace's compile are not counted.
  *
- * <p>Prints figures; asserts only that it measured something. Needs {@code target/backlog-agent.jar}
+ * <p>The agent ships and runs (systemd too) through its launcher, {@code agent/backlog-agent}: the launcher's figure
+ * is the agent's cost, printed last against the target; {@code java -jar} with the JVM's default flags is printed
+ * too. Prints figures; asserts only that it measured something. Needs {@code target/backlog-agent.jar}
  * ({@code mvn -q -o package -DskipTests}). Run: {@code mvn -B verify -Pbench -Dtest=TraceOverheadBenchmark
  * -Dsurefire.failIfNoSpecifiedTests=false}; {@code -Dbench.rounds=N} (default 8) and
- * {@code -Dbench.stormSeconds=S} (default 4) change the shape.
+ * {@code -Dbench.stormSeconds=S} (default 4) change the shape; {@code -Dbench.warmupSeconds=S} measures each tracer
+ * after an unmeasured storm (warm, as a long-running agent is) instead of during the first storm it sees.
  */
 @Tag("bench")
 class TraceOverheadBenchmark {
@@ -63,16 +66,23 @@ class TraceOverheadBenchmark {
 
   /** -Dbench.agentPrograms=DIR: the agent runs the programs of DIR (--programs), to price a change before making it. */
   private static final String AGENT_PROGRAMS = System.getProperty("bench.agentPrograms", "");
+  /**
+   * -Dbench.warmupSeconds=S: before each measured storm, an unmeasured one of S seconds (every configuration, the
+   * untraced one too), so that a tracer is measured warm, as a long-running agent is, not while its JVM is still
+   * compiling the paths the first storm makes hot. 0 (the default) measures the first storm a tracer sees.
+   */
+  private static final double WARMUP_S = Double.parseDouble(System.getProperty("bench.warmupSeconds", "0"));
   /** -Dbench.launcher=false leaves out the launcher configuration (shorter runs). */
   private static final boolean LAUNCHER = Boolean.parseBoolean(System.getProperty("bench.launcher", "true"));
 
   /**
-   * What traces during a storm. {@code agent} is {@code java -jar target/backlog-agent.jar trace}; {@code launcher}
-   * is the same through {@code agent/backlog-agent}, with the JVM flags a deployed agent runs with (serial GC,
-   * C1 only, one compiler thread).
+   * What traces during a storm. {@code java -jar} is {@code java -jar target/backlog-agent.jar trace} with the JVM's
+   * default flags; {@code launcher} is the same through {@code agent/backlog-agent}, with the JVM flags a deployed
+   * agent runs with (serial GC, C1 only, one compiler thread). The agent ships and runs (systemd too) through the
+   * launcher, so the launcher's figure is the agent's cost; both are printed.
    */
   enum Config {
-    NONE("none"), STATES("states.bt"), AGENT("agent"), LAUNCHER("launcher");
+    NONE("none"), STATES("states.bt"), AGENT("java -jar"), LAUNCHER("launcher");
 
     final String label;
 
@@ -111,8 +121,8 @@ class TraceOverheadBenchmark {
     String oldStats = TracerCost.statsEnabled();
     try (BenchNetns ns = BenchNetns.create("storm")) {
       TracerCost.setStatsEnabled("1");
-      System.out.printf("%nTrace overhead: %s s storms in %s (inode %d), %d rounds, kernel %s, %d CPUs, load average %s%s%n",
-          STORM_S, ns.name(), ns.inode(), ROUNDS, Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip(),
+      System.out.printf("%nTrace overhead: %s s storms%s in %s (inode %d), %d rounds, kernel %s, %d CPUs, load average %s%s%n",
+          STORM_S, WARMUP_S > 0 ? " (each after an unmeasured " + WARMUP_S + " s one)" : "", ns.name(), ns.inode(), ROUNDS, Files.readString(Path.of("/proc/sys/kernel/osrelease")).strip(),
           Runtime.getRuntime().availableProcessors(), loadAverage(),
           AGENT_PROGRAMS.isBlank() ? "" : ", agent --programs " + AGENT_PROGRAMS);
       System.out.printf("%-5s %-10s %12s %9s %11s %12s %13s  %s%n",
@@ -157,6 +167,12 @@ class TraceOverheadBenchmark {
       if (tracer != null) {
         Thread.sleep(SETTLE_MS);
       }
+      if (WARMUP_S > 0) {
+        try (Storm warmup = Storm.start(ns, storm, WARMUP_S)) {
+          warmup.awaitClient();
+        }
+        Thread.sleep(SETTLE_MS / 2);
+      }
       Set<Integer> ids = tracer == null ? Set.of() : tracer.programIds();
       Map<Integer, ProgramStat> bpfBefore = ids.isEmpty() ? Map.of() : TracerCost.programStats(ids);
       Map<Long, Long> treeBefore = tracer == null ? Map.of() : TracerCost.treeTicks(tracer.root());
@@ -169,7 +185,7 @@ class TraceOverheadBenchmark {
       Set<Integer> idsAfter;
       Map<Integer, ProgramStat> bpfAfter;
       long linesAfter;
-      try (Storm s = Storm.start(ns, storm)) {
+      try (Storm s = Storm.start(ns, storm, STORM_S)) {
         s.awaitClient();
         // Close the window as soon as the client is done (the server idles on for a second).
         treeAfter = tracer == null ? Map.of() : TracerCost.treeTicks(tracer.root());
@@ -265,10 +281,18 @@ class TraceOverheadBenchmark {
       double total = per100k(rs, true) + per100k(rs, false);
       // Paired per round: the tracer's rate against the untraced storm of the same round.
       StringBuilder paired = new StringBuilder();
+      double ratios = 0;
+      int pairs = 0;
       for (Run a : rs) {
-        by.get(Config.NONE).stream().filter(n -> n.round() == a.round()).findFirst()
-            .ifPresent(n -> paired.append(String.format(" %.2f", a.rate() / n.rate())));
+        for (Run n : by.get(Config.NONE)) {
+          if (n.round() == a.round()) {
+            paired.append(String.format(" %.2f", a.rate() / n.rate()));
+            ratios += a.rate() / n.rate();
+            pairs++;
+          }
+        }
       }
+      paired.append(pairs == 0 ? "" : String.format(" (mean %.2f)", ratios / pairs));
       System.out.printf("%-10s %.3f s per 100k connections%s; rate / untraced rate of the same round:%s%n", c.label, total,
           c == Config.STATES ? "" : String.format(" (target <= %.1f s: %s)", TARGET_S_PER_100K,
               total <= TARGET_S_PER_100K ? "within" : "OVER"), paired);
@@ -279,6 +303,18 @@ class TraceOverheadBenchmark {
           .map(e -> String.format(" %s %.3f s", e.getKey(), e.getValue() / conns * 1e5)).reduce("", String::concat),
           c == Config.STATES ? "" : String.format("; %d lines printed", rs.stream().mapToLong(Run::linesPrinted).sum()));
     }
+
+    // The agent as shipped runs through the launcher; without launcher runs, java -jar is all there is.
+    Config shipped = by.containsKey(Config.LAUNCHER) ? Config.LAUNCHER : Config.AGENT;
+    List<Run> shippedRuns = by.get(shipped);
+    double shippedBpf = per100k(shippedRuns, true);
+    double shippedTree = per100k(shippedRuns, false);
+    double shippedTotal = shippedBpf + shippedTree;
+    System.out.printf("%nThe agent's cost (%s%s): %.3f s per 100k connections = BPF %.3f + process tree %.3f; target <= %.1f s: %s by %.3f s (%.0f %%); storm rate %.2f of untraced%n",
+        shipped.label, shipped == Config.LAUNCHER ? ", agent/backlog-agent as shipped" : ", no launcher runs", shippedTotal,
+        shippedBpf, shippedTree, TARGET_S_PER_100K, shippedTotal <= TARGET_S_PER_100K ? "within" : "OVER",
+        Math.abs(TARGET_S_PER_100K - shippedTotal), 100 * Math.abs(TARGET_S_PER_100K - shippedTotal) / TARGET_S_PER_100K,
+        meanRate(shippedRuns) / noneRate);
 
     // The agent's programs are the same however its JVM runs: pooled over both agent configurations.
     Map<String, List<Run>> programTables = new LinkedHashMap<>();
@@ -596,24 +632,26 @@ class TraceOverheadBenchmark {
 
     private final Process server;
     private final Lines serverOut;
+    private final double seconds;
     private Process client;
     private Lines clientOut;
 
-    private Storm(Process server, Lines serverOut) {
+    private Storm(Process server, Lines serverOut, double seconds) {
       this.server = server;
       this.serverOut = serverOut;
+      this.seconds = seconds;
     }
 
-    static Storm start(BenchNetns ns, Path binary) throws IOException, InterruptedException {
+    static Storm start(BenchNetns ns, Path binary, double seconds) throws IOException, InterruptedException {
       Process server = new ProcessBuilder(dieWithUs("ip", "netns", "exec", ns.name(), binary.toString(), "server",
-          Integer.toString(PORT), Double.toString(STORM_S + 1))).redirectErrorStream(true).start();
-      Storm s = new Storm(server, new Lines(server.getInputStream(), "storm-server", l -> l.startsWith("listening")));
+          Integer.toString(PORT), Double.toString(seconds + 1))).redirectErrorStream(true).start();
+      Storm s = new Storm(server, new Lines(server.getInputStream(), "storm-server", l -> l.startsWith("listening")), seconds);
       try {
         if (s.serverOut.awaitReady(Duration.ofSeconds(10)) == null) {
           throw new IOException("the storm server did not listen: " + s.serverOut.tail());
         }
         s.client = new ProcessBuilder(dieWithUs("ip", "netns", "exec", ns.name(), binary.toString(), "client",
-            "127.0.0.1", Integer.toString(PORT), Double.toString(STORM_S))).redirectErrorStream(true).start();
+            "127.0.0.1", Integer.toString(PORT), Double.toString(seconds))).redirectErrorStream(true).start();
         s.clientOut = new Lines(s.client.getInputStream(), "storm-client", l -> l.startsWith("connections "));
       } catch (IOException | RuntimeException e) {
         s.close();
@@ -623,7 +661,7 @@ class TraceOverheadBenchmark {
     }
 
     void awaitClient() throws IOException, InterruptedException {
-      if (!client.waitFor((long) (STORM_S * 1000) + 15_000, TimeUnit.MILLISECONDS)) {
+      if (!client.waitFor((long) (seconds * 1000) + 15_000, TimeUnit.MILLISECONDS)) {
         throw new IOException("the storm client did not finish");
       }
     }
@@ -640,7 +678,7 @@ class TraceOverheadBenchmark {
 
     @Override
     public void close() throws InterruptedException {
-      if (!server.waitFor((long) (STORM_S * 1000) + 5_000, TimeUnit.MILLISECONDS)) {
+      if (!server.waitFor((long) (seconds * 1000) + 5_000, TimeUnit.MILLISECONDS)) {
         server.destroyForcibly();
       }
       if (client != null) {

@@ -137,6 +137,9 @@ class TraceCommandTest {
       assertThat(slow).isNotEmpty().allSatisfy(s -> {
         assertThat(s.path("wait_ms").asDouble()).isBetween(250.0, 1600.0);
         assertThat(s.path("pid").asLong()).isEqualTo(server[0].pid());
+        // The k-th of the four found k - 1 ahead of it in the queue, whose limit is the backlog asked for.
+        assertThat(s.path("queue").asLong()).isBetween(0L, 3L);
+        assertThat(s.path("backlog").asLong()).isEqualTo(16);
       });
     }
   }

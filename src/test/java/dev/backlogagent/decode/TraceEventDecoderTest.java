@@ -59,16 +59,38 @@ class TraceEventDecoderTest {
   }
 
   @Test
-  void slowAcceptsAndTheirHistogramAreDecoded() throws Exception {
+  void slowAcceptsOnAListenerBoundToTheWildcardAreKeyedByTheConnectionsAddressAndAllAccountedFor() throws Exception {
+    // slow_accept.sh: 20 clients to 127.0.0.1:8080, a listener on 0.0.0.0:8080 (backlog 16) accepting one
+    // every 200-400 ms; the first accept came at once, the other 19 waited over the 100 ms threshold.
     List<TraceEvent> events = decode("acceptwait-slow-accept.jsonl");
-    assertThat(events).filteredOn(e -> e instanceof TraceEvent.SlowAccept).first().satisfies(e -> {
-      TraceEvent.SlowAccept s = (TraceEvent.SlowAccept) e;
-      assertThat(s.key()).isEqualTo(new ListenerKey(4026532246L, 2, "0.0.0.0", 8080));
-      assertThat(s.waitMicros()).isEqualTo(364136);
-      assertThat(s.queue()).isEqualTo(16);
+    ListenerKey key = new ListenerKey(4026532177L, 2, "127.0.0.1", 8080);
+    List<TraceEvent.SlowAccept> slow = events.stream()
+        .filter(e -> e instanceof TraceEvent.SlowAccept s && s.key().equals(key)).map(e -> (TraceEvent.SlowAccept) e).toList();
+    assertThat(slow).first().satisfies(s -> {
+      assertThat(s.waitMicros()).isEqualTo(299024);
+      assertThat(s.handshakeNanos()).isEqualTo(6002127233000L);
+      assertThat(s.queue()).isZero();
+      assertThat(s.backlog()).isEqualTo(16);
+      assertThat(s.comm()).isEqualTo("python3");
     });
-    assertThat(events).anyMatch(e -> e instanceof TraceEvent.ListenerHistogram h
-        && h.what() == TraceEvent.Histogrammed.ACCEPT_WAIT_MICROS);
+    // Later handshakes found more connections ahead of them, never more than the queue holds (backlog + 1).
+    assertThat(slow).extracting(TraceEvent.SlowAccept::queue).isSorted().allSatisfy(q -> assertThat(q).isBetween(0L, 16L));
+    assertThat(slow).extracting(TraceEvent.SlowAccept::handshakeNanos).isSorted();
+
+    long waits = 0;
+    long slowWaits = 0;
+    for (TraceEvent e : events) {
+      if (e instanceof TraceEvent.ListenerHistogram h && h.what() == TraceEvent.Histogrammed.ACCEPT_WAIT_MICROS
+          && h.key().equals(key)) {
+        for (BpftraceRecord.Bucket b : h.buckets()) {
+          waits += b.count();
+          slowWaits += b.min() >= 100_000 ? b.count() : 0;
+        }
+      }
+    }
+    assertThat(waits).isEqualTo(20);
+    // Every slow wait is either a line or counted as suppressed: lines + suppressed = waits over the threshold.
+    assertThat(slow.size() + sum(events, Counted.SLOW_ACCEPTS_SUPPRESSED, key.netns())).isEqualTo(slowWaits).isEqualTo(19);
   }
 
   @Test
@@ -117,6 +139,6 @@ class TraceEventDecoderTest {
 
   @Test
   void scratchMapsPrintedAtExitAreIgnored() throws Exception {
-    assertThat(decoder.decode(reader.read("{\"type\": \"map\", \"data\": {\"@acceptwait_fd\": {\"123\": 4}}}"))).isEmpty();
+    assertThat(decoder.decode(reader.read("{\"type\": \"map\", \"data\": {\"@acceptwait_printed\": {\"4026532177,2,127.0.0.1,8080\": 1}}}"))).isEmpty();
   }
 }
