@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     versionProvider = Version.class,
     description = "Tells why TCP connections are lost at the door of this host's servers.",
-    subcommands = {DoctorCommand.class, ListenersCommand.class, TraceCommand.class})
+    subcommands = {DoctorCommand.class, ListenersCommand.class, TraceCommand.class, RunCommand.class})
 public final class BacklogAgent implements Runnable {
 
   @Option(names = "--verbose", description = "Print stack traces with errors.", scope = CommandLine.ScopeType.INHERIT)
@@ -60,7 +60,8 @@ public final class BacklogAgent implements Runnable {
    * --verbose, which also shows what bpftrace children print.
    */
   static void configureLogging(boolean verbose) {
-    System.setProperty("java.util.logging.SimpleFormatter.format", "%4$s %3$s: %5$s%6$s%n");
+    // Without --verbose a record's exception is left out: an unreachable collector is one line, not a stack trace.
+    System.setProperty("java.util.logging.SimpleFormatter.format", verbose ? "%4$s %3$s: %5$s%6$s%n" : "%4$s %3$s: %5$s%n");
     java.util.logging.Logger root = java.util.logging.Logger.getLogger("");
     java.util.logging.Level level = verbose ? java.util.logging.Level.INFO : java.util.logging.Level.WARNING;
     root.setLevel(level);

@@ -1,37 +1,24 @@
 package dev.backlogagent.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.backlogagent.bpf.BpfProgram;
-import dev.backlogagent.bpf.Concern;
 import dev.backlogagent.bpf.Tracing;
-import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
-import dev.backlogagent.decode.TraceEvent;
-import dev.backlogagent.decode.TraceEventDecoder;
-import dev.backlogagent.kernel.HostCapabilities;
-import dev.backlogagent.kernel.KernelProbe;
 import dev.backlogagent.kernel.Tier;
 import dev.backlogagent.kernel.TracepointSymbols;
-import dev.backlogagent.listener.Inventory;
 import dev.backlogagent.listener.InventoryReader;
 import dev.backlogagent.listener.IntervalReport;
-import dev.backlogagent.listener.ListenerCorrelator;
-import dev.backlogagent.listener.RequestedBacklogBook;
 import dev.backlogagent.report.Json;
 import dev.backlogagent.report.TraceLine;
 import dev.backlogagent.report.TraceLines;
+import dev.backlogagent.watch.ListenerWatch;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReference;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
@@ -85,22 +72,8 @@ final class TraceCommand implements Callable<Integer> {
     PrintWriter err = spec.commandLine().getErr();
     InventoryReader.Scope scope = scopeOptions.resolve();
     Long scopeNetns = scope.netns();
-
-    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).build().probe();
-    Tier chosen = tier == null ? host.tier() : parseTier();
-    boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
-    Path bpftracePath = bpftrace != null ? bpftrace
-        : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
-
-    RequestedBacklogBook requested = RequestedBacklogBook.load(stateFile);
-    InventoryReader reader = InventoryReader.ofHost(requested);
-    ListenerCorrelator correlator = new ListenerCorrelator(TracepointSymbols.dropReasons());
     TraceLines lines = new TraceLines(TracepointSymbols.resetReasons());
-    TraceEventDecoder decoder = new TraceEventDecoder();
     ObjectMapper mapper = Json.mapper();
-    AtomicReference<Inventory> latest = new AtomicReference<>(reader.read(scope));
-    correlator.close(latest.get()); // the baseline every delta is measured from
-    AtomicLong undecodable = new AtomicLong();
 
     Object printLock = new Object();
     java.util.function.Consumer<TraceLine> print = line -> {
@@ -117,43 +90,16 @@ final class TraceCommand implements Callable<Integer> {
       }
     };
 
-    java.util.function.Consumer<BpftraceRecord> sink = record -> {
-      List<TraceEvent> events;
-      try {
-        events = decoder.decode(record);
-      } catch (TraceEventDecoder.UndecodableException e) {
-        undecodable.incrementAndGet();
-        return;
-      }
-      for (TraceEvent event : events) {
-        if (event instanceof TraceEvent.ListenCall call) {
-          requested.record(call);
-        }
-        if (event instanceof TraceEvent.AtListener at && !inScope(at.key(), scopeNetns)) {
-          continue;
-        }
-        correlator.accept(event);
-        if (event instanceof TraceEvent.ListenCall || event instanceof TraceEvent.ResetSent
-            || event instanceof TraceEvent.SlowAccept || event instanceof TraceEvent.OverflowStart) {
-          print.accept(lines.event(event, latest.get()));
-        }
-      }
-    };
-
-    Path work = Files.createTempDirectory("backlog-agent-");
-    List<BpfProgram> chosenPrograms = new ArrayList<>();
-    for (Concern concern : Concern.forTier(chosen, fentry, states)) {
-      chosenPrograms.add(BpfProgram.load(concern, programs));
-    }
-    Tracing.Launch launch = new Tracing.Launch(bpftracePath,
-        List.of(Integer.toString(interval), Integer.toString(slowAcceptMs)), work, Duration.ofSeconds(60));
+    ListenerWatch.Settings settings = new ListenerWatch.Settings(tier == null ? null : parseTier(), bpftrace, programs,
+        Duration.ofSeconds(interval), slowAcceptMs, states, stateFile, scope, key -> inScope(key, scopeNetns));
     CountDownLatch stop = new CountDownLatch(1);
     Thread hook = new Thread(stop::countDown, "trace-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
-    try (Tracing tracing = Tracing.start(chosenPrograms, launch, sink)) {
-      err.println("tracing at tier " + chosen.label() + (tier == null ? " (" + host.tierReason() + ")" : " (forced)")
-          + ": " + (tracing.running().isEmpty() ? "no BPF programs, counters and inventory only" : "programs " + tracing.running()));
-      for (Tracing.Failure f : tracing.failures()) {
+    ListenerWatch.Observer observer = (event, latest) -> print.accept(lines.event(event, latest));
+    try (ListenerWatch watch = ListenerWatch.start(settings, observer)) {
+      err.println("tracing at tier " + watch.tier().label() + " (" + watch.tierReason() + ")"
+          + ": " + (watch.running().isEmpty() ? "no BPF programs, counters and inventory only" : "programs " + watch.running()));
+      for (Tracing.Failure f : watch.failures()) {
         err.println("not running " + f.concern() + ": " + f.reason());
       }
       err.flush();
@@ -163,16 +109,16 @@ final class TraceCommand implements Callable<Integer> {
         if (stop.await(Math.max(0, wait), TimeUnit.NANOSECONDS)) {
           break;
         }
-        Inventory now = reader.read(scope);
-        for (String skipped : now.skipped()) {
+        IntervalReport report = watch.closeInterval();
+        for (String skipped : report.inventory().skipped()) {
           err.println("skipped " + skipped);
         }
-        latest.set(now);
-        IntervalReport report = correlator.close(now);
-        requested.saveIfChanged(stateFile);
         for (TraceLine line : lines.interval(report, states)) {
           print.accept(line);
         }
+      }
+      if (watch.undecodableRecords() > 0) {
+        err.println("skipped " + watch.undecodableRecords() + " undecodable event(s)");
       }
     } finally {
       try {
@@ -180,11 +126,6 @@ final class TraceCommand implements Callable<Integer> {
       } catch (IllegalStateException e) {
         // already shutting down: the hook has run
       }
-      deleteQuietly(work);
-      requested.saveIfChanged(stateFile);
-    }
-    if (undecodable.get() > 0) {
-      err.println("skipped " + undecodable.get() + " undecodable event(s)");
     }
     return ExitCode.OK;
   }
@@ -221,18 +162,6 @@ final class TraceCommand implements Callable<Integer> {
       return t;
     } catch (IllegalArgumentException e) {
       throw new BadInputException("--tier: " + e.getMessage());
-    }
-  }
-
-
-  private static void deleteQuietly(Path dir) {
-    try (var files = Files.list(dir)) {
-      for (Path f : files.toList()) {
-        Files.deleteIfExists(f);
-      }
-      Files.deleteIfExists(dir);
-    } catch (IOException e) {
-      // a leftover temp directory is harmless
     }
   }
 }

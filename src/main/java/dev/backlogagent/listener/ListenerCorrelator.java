@@ -49,6 +49,7 @@ public final class ListenerCorrelator {
     final Map<String, Long> dropsByReason = new TreeMap<>();
     final Map<String, Long> refusedByKind = new TreeMap<>();
     final Map<Long, BpftraceRecord.Bucket> waits = new TreeMap<>();
+    final Map<Long, BpftraceRecord.Bucket> depths = new TreeMap<>();
 
     void merge(Window o) {
       handshakes += o.handshakes;
@@ -56,11 +57,12 @@ public final class ListenerCorrelator {
       synack += o.synack;
       o.dropsByReason.forEach((k, v) -> dropsByReason.merge(k, v, Long::sum));
       o.refusedByKind.forEach((k, v) -> refusedByKind.merge(k, v, Long::sum));
-      o.waits.values().forEach(this::addWait);
+      o.waits.values().forEach(b -> add(waits, b));
+      o.depths.values().forEach(b -> add(depths, b));
     }
 
-    void addWait(BpftraceRecord.Bucket b) {
-      waits.merge(b.min(), b, (x, y) -> new BpftraceRecord.Bucket(x.min(), x.max(), x.count() + y.count()));
+    static void add(Map<Long, BpftraceRecord.Bucket> histogram, BpftraceRecord.Bucket b) {
+      histogram.merge(b.min(), b, (x, y) -> new BpftraceRecord.Bucket(x.min(), x.max(), x.count() + y.count()));
     }
   }
 
@@ -82,10 +84,10 @@ public final class ListenerCorrelator {
           case SYN_REFUSED -> w.refusedByKind.merge(c.detail() == null ? "unknown" : c.detail(), c.value(), Long::sum);
           default -> { }
         }
-      } else if (event instanceof TraceEvent.ListenerHistogram h
-          && h.what() == TraceEvent.Histogrammed.ACCEPT_WAIT_MICROS) {
+      } else if (event instanceof TraceEvent.ListenerHistogram h) {
         Window w = windows.computeIfAbsent(h.key(), k -> new Window());
-        h.buckets().forEach(w::addWait);
+        Map<Long, BpftraceRecord.Bucket> into = h.what() == TraceEvent.Histogrammed.ACCEPT_WAIT_MICROS ? w.waits : w.depths;
+        h.buckets().forEach(b -> Window.add(into, b));
       } else if (event instanceof TraceEvent.StateTransitions s) {
         states.merge(s.from() + ">" + s.to(), s.count(), Long::sum);
       } else if (event instanceof TraceEvent.OverflowStart o) {
@@ -246,7 +248,7 @@ public final class ListenerCorrelator {
         Listener blamed = onlyRecentSynListener(now, d.getKey());
         if (blamed != null) {
           intervals.add(new ListenerInterval(blamed, keyOf(blamed), 0, 0, -1, 0, Map.of(), Map.of(), List.of(),
-              EnumSet.of(Trouble.SYNCOOKIES)));
+              List.of(), EnumSet.of(Trouble.SYNCOOKIES)));
         } else {
           unattributedCookies.put(d.getKey(), cookies);
         }
@@ -258,7 +260,7 @@ public final class ListenerCorrelator {
 
   private static ListenerInterval interval(Listener l, ListenerKey key, long drops, Window w, Set<Trouble> troubles) {
     return new ListenerInterval(l, key, drops, w.handshakes, w.peakQueue, w.synack,
-        Map.copyOf(w.dropsByReason), Map.copyOf(w.refusedByKind), List.copyOf(w.waits.values()), troubles);
+        Map.copyOf(w.dropsByReason), Map.copyOf(w.refusedByKind), List.copyOf(w.waits.values()), List.copyOf(w.depths.values()), troubles);
   }
 
   /** How many listeners of a namespace showed SYN-side activity (SYN-ACK retransmits or drops) lately. */

@@ -17,6 +17,7 @@ import java.util.Set;
  * @param dropsByReason packets freed at the listener, by kernel drop reason name
  * @param refusedByKind refused SYNs/ACKs by kind (accept, syn, cookie) — kprobe tier only
  * @param acceptWaitMicros accept-queue waits in the interval
+ * @param queueDepths the accept-queue length at each handshake in the interval
  * @param troubles what kind of trouble the listener is in, from its own drops, its namespace's counter
  *     deltas and the events
  */
@@ -30,6 +31,7 @@ public record ListenerInterval(
     Map<String, Long> dropsByReason,
     Map<String, Long> refusedByKind,
     List<BpftraceRecord.Bucket> acceptWaitMicros,
+    List<BpftraceRecord.Bucket> queueDepths,
     Set<Trouble> troubles) {
 
   /** A percentile of the accept waits in microseconds (upper bound of its bucket), or -1 without waits. */

@@ -179,7 +179,7 @@ public final class TraceLines {
   }
 
   /** Why the backlog is what it is: requested and clamped, requested and granted, or unknown. */
-  private static String backlogStory(Listener l, NamespaceSysctls s) {
+  public static String backlogStory(Listener l, NamespaceSysctls s) {
     if (l == null) {
       return "listener closed";
     }

@@ -39,6 +39,13 @@ public final class KernelTests {
     return requireCommand(name, "a kernel test");
   }
 
+  /** Needs the executable {@code name}; {@code why} says what the test proves, for the skip or failure message. */
+  public static Path requireCommand(String name, String why) {
+    Optional<Path> found = findCommand(name);
+    require(found.isPresent(), why + " needs " + name + " (not on PATH, nor in the system directories)");
+    return found.orElseThrow();
+  }
+
   /** Skips the test (or fails it when kernel tests are required) unless {@code condition} holds. */
   public static void require(boolean condition, String unmet) {
     if (condition) {
@@ -77,11 +84,5 @@ public final class KernelTests {
 
   private static void requireRoot(String why) {
     require(effectiveUid() == 0, why + " needs root (effective uid " + effectiveUid() + ")");
-  }
-
-  private static Path requireCommand(String name, String why) {
-    Optional<Path> found = findCommand(name);
-    require(found.isPresent(), why + " needs " + name + " (not on PATH, nor in the system directories)");
-    return found.orElseThrow();
   }
 }

@@ -1,0 +1,229 @@
+package dev.backlogagent.export;
+
+import dev.backlogagent.decode.BpftraceRecord;
+import dev.backlogagent.listener.NetNamespace;
+import dev.backlogagent.procfs.ListenCounters;
+import dev.backlogagent.procfs.NamespaceSysctls;
+import dev.backlogagent.report.TraceLines;
+import io.opentelemetry.api.common.AttributeKey;
+import io.opentelemetry.api.common.Attributes;
+import io.opentelemetry.api.common.AttributesBuilder;
+import io.opentelemetry.api.metrics.DoubleHistogram;
+import io.opentelemetry.api.metrics.LongHistogram;
+import io.opentelemetry.api.metrics.Meter;
+import io.opentelemetry.api.metrics.ObservableLongMeasurement;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Function;
+import java.util.function.Supplier;
+import java.util.function.ToLongFunction;
+
+/**
+ * Every metric the daemon exports (README lists them with their Prometheus names). Gauges and counters
+ * are observed from the {@link ListenerBook} and the agent's status when an exporter collects; the two
+ * histograms are recorded once per interval from the kernel's own power-of-two histograms.
+ */
+public final class BacklogMetrics {
+  static final AttributeKey<String> NETNS_NAME = AttributeKey.stringKey("netns.name");
+  static final AttributeKey<String> STATE_FROM = AttributeKey.stringKey("tcp.state.from");
+  static final AttributeKey<String> STATE_TO = AttributeKey.stringKey("tcp.state.to");
+  static final AttributeKey<String> TIER = AttributeKey.stringKey("backlog_agent.tier");
+  static final AttributeKey<String> SIGNAL = AttributeKey.stringKey("backlog_agent.signal");
+
+  /** Accept-queue depth buckets: the kernel's power-of-two buckets, as upper bounds. */
+  static final List<Long> DEPTH_BOUNDARIES = powersOfTwo(0, 16, 1);
+  /** Accept-wait buckets in seconds: 1 µs to about 67 s in powers of two. */
+  static final List<Double> WAIT_BOUNDARIES = powersOfTwo(0, 26, 1).stream().map(us -> us / 1e6).toList();
+
+  private final LongHistogram queueDepth;
+  private final DoubleHistogram acceptWait;
+  private final List<AutoCloseable> callbacks = new ArrayList<>();
+
+  public BacklogMetrics(Meter meter, ListenerBook book, Supplier<AgentStatus> status) {
+    // Per listener, now.
+    listenerGauge(meter, book, "tcp.listen.queue.size", "The number of connections waiting in the listener's accept queue.",
+        ListenerBook.Row::queue);
+    listenerGauge(meter, book, "tcp.listen.queue.limit",
+        "The listener's effective backlog: the accept-queue length beyond which connections are dropped.", ListenerBook.Row::backlog);
+    callbacks.add(meter.gaugeBuilder("tcp.listen.backlog.requested").ofLongs().setUnit("{connection}")
+        .setDescription("The backlog the application passed to listen(), before net.core.somaxconn clamped it; only known when the agent saw the call.")
+        .buildWithCallback(m -> {
+          for (ListenerBook.Row r : book.rows()) {
+            if (r.requestedBacklog() != null) {
+              m.record(r.requestedBacklog(), r.identity().attributes());
+            }
+          }
+        }));
+    // Per listener, since admitted.
+    listenerCounter(meter, book, "tcp.listen.drops", "{packet}",
+        "Packets dropped at the listener (its sk_drops): SYNs or final ACKs lost at the door.", ListenerBook.Row::drops);
+    listenerCounter(meter, book, "tcp.listen.overflows", "{packet}",
+        "Packets dropped because the listener's accept queue was full.", ListenerBook.Row::overflows);
+    listenerCounter(meter, book, "tcp.listen.synack.retransmits", "{segment}",
+        "SYN-ACKs the listener retransmitted because the final ACK did not come.", ListenerBook.Row::synackRetransmits);
+    listenerCounter(meter, book, "tcp.listen.handshakes", "{connection}",
+        "Handshakes completed at the listener (connections put on its accept queue).", ListenerBook.Row::handshakes);
+    queueDepth = meter.histogramBuilder("tcp.listen.queue.depth").ofLongs().setUnit("{connection}")
+        .setDescription("The accept-queue length at each completed handshake.")
+        .setExplicitBucketBoundariesAdvice(DEPTH_BOUNDARIES).build();
+    acceptWait = meter.histogramBuilder("tcp.listen.accept.wait").setUnit("s")
+        .setDescription("How long connections waited in the accept queue, from the handshake to accept().")
+        .setExplicitBucketBoundariesAdvice(WAIT_BOUNDARIES).build();
+
+    // Per namespace.
+    namespaceCounter(meter, book, "tcp.ext.listen_overflows", "{packet}",
+        "TcpExt ListenOverflows: SYNs or final ACKs that met a full accept queue.", ListenCounters::listenOverflows);
+    namespaceCounter(meter, book, "tcp.ext.listen_drops", "{packet}",
+        "TcpExt ListenDrops: every packet dropped at a listener, overflows included.", ListenCounters::listenDrops);
+    namespaceCounter(meter, book, "tcp.ext.req_q_full_drop", "{packet}",
+        "TcpExt TCPReqQFullDrop: SYNs dropped because the SYN queue was full and SYN cookies were off.", ListenCounters::reqqFullDrops);
+    namespaceCounter(meter, book, "tcp.ext.req_q_full_do_cookies", "{packet}",
+        "TcpExt TCPReqQFullDoCookies: SYNs answered with a SYN cookie because the SYN queue was full.", ListenCounters::reqqFullCookies);
+    namespaceCounter(meter, book, "tcp.ext.syncookies_sent", "{cookie}",
+        "TcpExt SyncookiesSent: SYN cookies sent.", ListenCounters::syncookiesSent);
+    namespaceCounter(meter, book, "tcp.ext.syncookies_recv", "{cookie}",
+        "TcpExt SyncookiesRecv: valid SYN cookies that came back.", ListenCounters::syncookiesRecv);
+    namespaceCounter(meter, book, "tcp.ext.syncookies_failed", "{cookie}",
+        "TcpExt SyncookiesFailed: SYN cookies that came back invalid.", ListenCounters::syncookiesFailed);
+    sysctlGauge(meter, book, "net.core.somaxconn", "The namespace's ceiling on every listen() backlog.", NamespaceSysctls::somaxconn);
+    sysctlGauge(meter, book, "net.ipv4.tcp_max_syn_backlog", "The namespace's bound on half-open requests per listener.",
+        NamespaceSysctls::tcpMaxSynBacklog);
+    sysctlGauge(meter, book, "net.ipv4.tcp_syncookies", "0: never send SYN cookies, 1: when the SYN queue overflows, 2: always.",
+        NamespaceSysctls::tcpSyncookies);
+    sysctlGauge(meter, book, "net.ipv4.tcp_abort_on_overflow",
+        "1: an accept-queue overflow answers with a reset instead of a silent drop.", NamespaceSysctls::tcpAbortOnOverflow);
+
+    callbacks.add(meter.counterBuilder("tcp.state.transitions").setUnit("{transition}")
+        .setDescription("TCP state transitions of every socket on the host, by old and new state.")
+        .buildWithCallback(m -> book.transitions().forEach((fromTo, n) -> {
+          String[] states = fromTo.split(">");
+          m.record(n, Attributes.of(STATE_FROM, stateValue(states[0]), STATE_TO, stateValue(states[1])));
+        })));
+
+    // The agent itself.
+    agentCounter(meter, status, "backlog_agent.events.decoded", "{event}", "Events decoded from the BPF programs.",
+        AgentStatus::decodedEvents);
+    agentCounter(meter, status, "backlog_agent.events.lost", "{event}",
+        "Events the kernel dropped before bpftrace could read them (its perf buffer was full).", AgentStatus::lostEvents);
+    agentCounter(meter, status, "backlog_agent.events.malformed", "{line}",
+        "Lines from the BPF programs that could not be decoded, skipped.", AgentStatus::malformedLines);
+    agentCounter(meter, status, "backlog_agent.child.restarts", "{restart}",
+        "How often a bpftrace child was started again after it exited.", AgentStatus::childRestarts);
+    callbacks.add(meter.gaugeBuilder("backlog_agent.tier").ofLongs().setUnit("1")
+        .setDescription("1 for the tier in use: kprobe, tracepoint, counters or none.")
+        .buildWithCallback(m -> m.record(1, Attributes.of(TIER, status.get().tier()))));
+    callbacks.add(meter.gaugeBuilder("backlog_agent.export.last_success").setUnit("s")
+        .setDescription("When an OTLP export last succeeded, in seconds since the epoch, per signal.")
+        .buildWithCallback(m -> status.get().lastExport().forEach((signal, ms) -> m.record(ms / 1000.0, Attributes.of(SIGNAL, signal)))));
+    callbacks.add(meter.counterBuilder("backlog_agent.export.failures").setUnit("{export}")
+        .setDescription("OTLP exports that failed, per signal.")
+        .buildWithCallback(m -> status.get().exportFailures().forEach((signal, n) -> m.record(n, Attributes.of(SIGNAL, signal)))));
+    callbacks.add(meter.counterBuilder("backlog_agent.listeners.left_out").setUnit("{listener}")
+        .setDescription("Listeners not exported because the listener cap (listeners.max) was reached.")
+        .buildWithCallback(m -> m.record(book.leftOut())));
+  }
+
+  /** Records one interval's histograms: the kernel's buckets, each count at a value inside its bucket. */
+  public void record(List<ListenerBook.Added> added) {
+    for (ListenerBook.Added a : added) {
+      Attributes attributes = a.identity().attributes();
+      for (BpftraceRecord.Bucket b : a.interval().queueDepths()) {
+        for (long i = 0; i < b.count(); i++) {
+          queueDepth.record(b.max(), attributes); // [4,7] at 7 lands in the (4,8] bucket
+        }
+      }
+      for (BpftraceRecord.Bucket b : a.interval().acceptWaitMicros()) {
+        double seconds = (b.min() + b.max() + 1) / 2.0 / 1e6; // the middle of [min, max]
+        for (long i = 0; i < b.count(); i++) {
+          acceptWait.record(seconds, attributes);
+        }
+      }
+    }
+  }
+
+  /** Unregisters the callbacks (before the SDK that holds them shuts down, or is replaced). */
+  public void close() {
+    for (AutoCloseable c : callbacks) {
+      try {
+        c.close();
+      } catch (Exception e) {
+        // nothing to do: the SDK is going away
+      }
+    }
+  }
+
+  private void listenerGauge(Meter meter, ListenerBook book, String name, String description, ToLongFunction<ListenerBook.Row> value) {
+    callbacks.add(meter.gaugeBuilder(name).ofLongs().setUnit("{connection}").setDescription(description)
+        .buildWithCallback(m -> book.rows().forEach(r -> m.record(value.applyAsLong(r), r.identity().attributes()))));
+  }
+
+  private void listenerCounter(Meter meter, ListenerBook book, String name, String unit, String description,
+      ToLongFunction<ListenerBook.Row> value) {
+    callbacks.add(meter.counterBuilder(name).setUnit(unit).setDescription(description)
+        .buildWithCallback(m -> book.rows().forEach(r -> m.record(value.applyAsLong(r), r.identity().attributes()))));
+  }
+
+  private void namespaceCounter(Meter meter, ListenerBook book, String name, String unit, String description,
+      ToLongFunction<ListenCounters> value) {
+    callbacks.add(meter.counterBuilder(name).setUnit(unit).setDescription(description)
+        .buildWithCallback(m -> observeNamespaces(book, m, ns -> ns.counters() == null ? null : value.applyAsLong(ns.counters()))));
+  }
+
+  private void sysctlGauge(Meter meter, ListenerBook book, String name, String description, ToLongFunction<NamespaceSysctls> value) {
+    callbacks.add(meter.gaugeBuilder(name).ofLongs().setUnit("1").setDescription(description)
+        .buildWithCallback(m -> observeNamespaces(book, m, ns -> ns.sysctls() == null ? null : value.applyAsLong(ns.sysctls()))));
+  }
+
+  private static void observeNamespaces(ListenerBook book, ObservableLongMeasurement m, Function<NetNamespace, Long> value) {
+    for (NetNamespace ns : book.namespaces()) {
+      Long v = value.apply(ns);
+      if (v != null) {
+        m.record(v, namespaceAttributes(ns));
+      }
+    }
+  }
+
+  static Attributes namespaceAttributes(NetNamespace ns) {
+    AttributesBuilder b = Attributes.builder().put(ListenerIdentity.NETNS, ns.netns());
+    if (ns.name() != null) {
+      b.put(NETNS_NAME, ns.name());
+    }
+    return b.build();
+  }
+
+  private void agentCounter(Meter meter, Supplier<AgentStatus> status, String name, String unit, String description,
+      ToLongFunction<AgentStatus> value) {
+    callbacks.add(meter.counterBuilder(name).setUnit(unit).setDescription(description)
+        .buildWithCallback(m -> m.record(value.applyAsLong(status.get()))));
+  }
+
+  /**
+   * A TCP state as network.connection.state spells it (close_wait, syn_received, ...); the kernel-only
+   * states (NEW_SYN_RECV, BOUND_INACTIVE) in the same lower-case style.
+   */
+  static String stateValue(String number) {
+    String name;
+    try {
+      name = TraceLines.stateName(Integer.parseInt(number));
+    } catch (NumberFormatException e) {
+      return number;
+    }
+    return switch (name) {
+      case "SYN_RECV" -> "syn_received";
+      case "FIN_WAIT1" -> "fin_wait_1";
+      case "FIN_WAIT2" -> "fin_wait_2";
+      case "CLOSE" -> "closed";
+      default -> name.toLowerCase(Locale.ROOT);
+    };
+  }
+
+  private static List<Long> powersOfTwo(int fromExponent, int toExponent, long zero) {
+    List<Long> bounds = new ArrayList<>();
+    bounds.add(0L);
+    for (int e = fromExponent; e <= toExponent; e++) {
+      bounds.add(zero << e);
+    }
+    return List.copyOf(bounds);
+  }
+}

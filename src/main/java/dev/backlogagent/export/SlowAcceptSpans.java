@@ -1,0 +1,54 @@
+package dev.backlogagent.export;
+
+import dev.backlogagent.decode.TraceEvent;
+import io.opentelemetry.api.common.AttributeKey;
+import io.opentelemetry.api.trace.SpanKind;
+import io.opentelemetry.api.trace.Tracer;
+import java.time.Instant;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * One span per slow accept the kernel reported (it filters by the threshold and rate-limits per listener):
+ * the span starts when the handshake completed and ends when accept() returned, so an operator sees the
+ * wait itself on a timeline.
+ */
+public final class SlowAcceptSpans {
+  public static final String SPAN_NAME = "tcp.accept.slow";
+  static final AttributeKey<Double> WAIT = AttributeKey.doubleKey("tcp.listen.accept.wait");
+  static final AttributeKey<Long> QUEUE = AttributeKey.longKey("tcp.listen.queue.size");
+  static final AttributeKey<Long> LIMIT = AttributeKey.longKey("tcp.listen.queue.limit");
+
+  private volatile Tracer tracer;
+
+  public SlowAcceptSpans(Tracer tracer) {
+    this.tracer = tracer;
+  }
+
+  public void useTracer(Tracer next) {
+    this.tracer = next;
+  }
+
+  /**
+   * @param nowEpochNanos the wall clock now and {@code nowMonotonicNanos} System.nanoTime() at the same
+   *     moment: the kernel stamps handshakes with CLOCK_MONOTONIC, which is what System.nanoTime() reads
+   */
+  public void record(TraceEvent.SlowAccept e, long nowEpochNanos, long nowMonotonicNanos) {
+    long handshakeEpochNanos = nowEpochNanos - (nowMonotonicNanos - e.handshakeNanos());
+    long acceptEpochNanos = handshakeEpochNanos + TimeUnit.MICROSECONDS.toNanos(e.waitMicros());
+    ListenerIdentity id = ListenerIdentity.of(e.key(), e.pid(), e.comm());
+    tracer.spanBuilder(SPAN_NAME)
+        .setNoParent()
+        .setSpanKind(SpanKind.INTERNAL)
+        .setStartTimestamp(handshakeEpochNanos, TimeUnit.NANOSECONDS)
+        .setAllAttributes(id.attributes())
+        .setAttribute(WAIT, e.waitMicros() / 1e6)
+        .setAttribute(QUEUE, e.queue())
+        .setAttribute(LIMIT, e.backlog())
+        .startSpan()
+        .end(acceptEpochNanos, TimeUnit.NANOSECONDS);
+  }
+
+  static long epochNanos(Instant t) {
+    return TimeUnit.SECONDS.toNanos(t.getEpochSecond()) + t.getNano();
+  }
+}

@@ -1,0 +1,84 @@
+#!/bin/bash
+# proof.sh - run by proof.service under boot-under-systemd.sh's systemd: starts the hardened units, records
+# what systemd and the kernel say about them as KEY=VALUE lines in /out/proof.txt, then lets systemd power off.
+set -u
+exec 2>/out/proof.log
+PS4='+ $(date +%T.%N | cut -c1-12) '
+set -x
+proof=/out/proof.txt
+: > "$proof"
+say() { echo "$1=$2" >> "$proof"; }
+# show PREFIX UNIT: the unit's state as systemd sees it.
+show() {
+    systemctl show "$2" --no-pager -p ActiveState -p SubState -p Result -p StatusText -p ExecMainStatus -p NRestarts \
+        | sed "s/^/$1./" >> "$proof"
+}
+# process PREFIX PID: what the kernel says the process may do.
+process() {
+    say "$1.comm" "$(cat "/proc/$2/comm")"
+    grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "/proc/$2/status" | sed "s/^/$1./; s/:\s*/=/" >> "$proof"
+}
+
+say systemd.version "$(systemctl --version | head -n1)"
+
+# Readiness, reload and stop, by SystemdNotify in the main process (the launcher execs java).
+if [ -s /usr/lib/backlog-agent/notify-probe.jar ]; then
+    timeout 60 systemctl start notify-probe.service; say notify.start.rc $?
+    show notify.started notify-probe.service
+    process notify.main "$(systemctl show -p MainPID --value notify-probe.service)"
+    timeout 30 systemctl reload notify-probe.service; say notify.reload.rc $?
+    for _ in $(seq 1 20); do
+        [ "$(systemctl show -p StatusText --value notify-probe.service)" = "probe: reloaded" ] && break
+        sleep 0.25
+    done
+    show notify.reloaded notify-probe.service
+    timeout 30 systemctl stop notify-probe.service; say notify.stop.rc $?
+    show notify.stopped notify-probe.service
+    cp /run/proof/notify-probe.txt /out/
+fi
+
+# doctor, inside the sandbox: what the agent may observe there.
+timeout 300 systemctl start backlog-agent-doctor.service; say doctor.rc $?
+show doctor backlog-agent-doctor.service
+cp /run/proof/doctor.txt /run/proof/doctor-err.txt /out/
+
+# The daemon, inside the sandbox, while processes of another user overflow listeners in another namespace.
+ns=bltest-sdproof-$$
+ip netns add "$ns"
+ip netns exec "$ns" ip link set lo up
+asNobody() { ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+(sleep 600 | asNobody python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9090 --backlog 4 \
+    --connect 20 >/run/proof/listener-9090.txt 2>&1 &)
+# The daemon as installed: Type=notify, so start returns once its programs are attached.
+timeout 300 systemctl start backlog-agent.service; say run.start.rc $?
+show run.started backlog-agent.service
+main=$(systemctl show -p MainPID --value backlog-agent.service)
+process run.main "$main"
+child=$(pgrep -P "$main" bpftrace | head -n1)
+[ -n "$child" ] && process run.bpftrace "$child"
+say run.cgroup "$(sed -n 's/^0:://p' "/proc/$main/cgroup")"
+# A listen() while the daemon runs: the requested backlog is seen and kept in the state file.
+(sleep 600 | asNobody python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9191 --backlog 2 \
+    --connect 10 >/run/proof/listener-9191.txt 2>&1 &)
+# The summary line comes every interval (10 s by default).
+for _ in $(seq 1 240); do
+    grep -q '127.0.0.1:9191 [0-9]* (accept queue' /run/proof/run.txt 2>/dev/null && break
+    sleep 0.5
+done
+timeout 60 systemctl reload backlog-agent.service; say run.reload.rc $?
+for _ in $(seq 1 120); do
+    grep -q '^configuration reloaded' /run/proof/run.txt 2>/dev/null && break
+    sleep 0.5
+done
+show run.reloaded backlog-agent.service
+timeout 30 systemctl stop backlog-agent.service; say run.stop.rc $?
+show run backlog-agent.service
+cp /run/proof/run.txt /run/proof/run-err.txt /out/
+say state.directory.mode "$(stat -c %a /var/lib/backlog-agent)"
+say state.file.mode "$(stat -c %a /var/lib/backlog-agent/requested-backlogs.json)"
+say state.has.9191 "$(grep -c '"port":9191,"requested":2' /var/lib/backlog-agent/requested-backlogs.json)"
+say bpftrace.left "$(pgrep -c bpftrace)"
+ip netns del "$ns"
+
+cp /dev/kmsg /out/systemd.log
+say proof.done yes
