@@ -203,7 +203,7 @@ public final class Daemon {
   /** Rare events from the children's threads: slow accepts become spans, overflow starts date incidents. */
   private void onEvent(TraceEvent event, Inventory latest) {
     if (event instanceof TraceEvent.SlowAccept slow && filter.admits(slow.key(), slow.comm(), latest)) {
-      slowAccepts.record(slow, epochNanosNow(), System.nanoTime());
+      slowAccepts.record(slow, ListenerCorrelator.join(latest, slow.key()), epochNanosNow(), System.nanoTime());
     } else if (event instanceof TraceEvent.OverflowStart start && filter.admits(start.key(), null, latest)) {
       Listener l = ListenerCorrelator.join(latest, start.key());
       if (l != null) {

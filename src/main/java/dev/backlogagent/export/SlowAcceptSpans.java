@@ -33,9 +33,21 @@ public final class SlowAcceptSpans {
    *     moment: the kernel stamps handshakes with CLOCK_MONOTONIC, which is what System.nanoTime() reads
    */
   public void record(TraceEvent.SlowAccept e, long nowEpochNanos, long nowMonotonicNanos) {
+    record(e, null, nowEpochNanos, nowMonotonicNanos);
+  }
+
+  /**
+   * @param listener the listener the event joins in the inventory, or null: the tracepoint tier names the
+   *     connection's local address (127.0.0.1 for a listener bound to 0.0.0.0), and the span should carry
+   *     the listener's, like every other per-listener signal
+   */
+  public void record(TraceEvent.SlowAccept e, dev.backlogagent.listener.Listener listener, long nowEpochNanos,
+      long nowMonotonicNanos) {
     long handshakeEpochNanos = nowEpochNanos - (nowMonotonicNanos - e.handshakeNanos());
     long acceptEpochNanos = handshakeEpochNanos + TimeUnit.MICROSECONDS.toNanos(e.waitMicros());
-    ListenerIdentity id = ListenerIdentity.of(e.key(), e.pid(), e.comm());
+    ListenerIdentity id = listener == null ? ListenerIdentity.of(e.key(), e.pid(), e.comm())
+        : new ListenerIdentity(listener.netns(), listener.family(), listener.address(), listener.port(), e.pid(), e.comm(),
+            ListenerIdentity.of(listener).containerId());
     tracer.spanBuilder(SPAN_NAME)
         .setNoParent()
         .setSpanKind(SpanKind.INTERNAL)

@@ -127,7 +127,9 @@ class DaemonOtlpTest {
         Span span = receiver.await("a slow-accept span", Duration.ofSeconds(20),
             r -> r.spans("tcp.accept.slow").stream().findFirst());
         Map<String, Object> a = OtlpReceiver.Received.attributes(span.getAttributesList());
+        // Named by the listener (bound to 127.0.0.1 here), with the accepting process.
         assertThat(a).containsEntry("network.local.port", (long) server.port()).containsEntry("process.pid", server.pid())
+            .containsEntry("network.local.address", "127.0.0.1")
             .containsEntry("tcp.listen.queue.limit", 16L);
         double wait = (Double) a.get("tcp.listen.accept.wait");
         assertThat(wait).isBetween(0.2, 1.6);
