@@ -68,7 +68,7 @@ public final class FileTrust {
   }
 
   /** The effective uid, from /proc/self/status (no native call needed); -1 when unreadable. */
-  static int effectiveUid() {
+  public static int effectiveUid() {
     try {
       for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
         if (line.startsWith("Uid:")) {

@@ -86,10 +86,28 @@ public final class Daemon {
   private IncidentSpans incidents;
   private SlowAcceptSpans slowAccepts;
   /** Counts of watches that were replaced by a reload, so that the agent's counters never go back. */
-  private long baseDecoded;
-  private long baseLost;
-  private long baseMalformed;
-  private long baseRestarts;
+  private WatchCounts replaced = WatchCounts.NONE;
+
+  /** What a listener watch counted: events decoded and lost, lines malformed, children restarted. */
+  private record WatchCounts(long decoded, long lost, long malformed, long restarts) {
+    static final WatchCounts NONE = new WatchCounts(0, 0, 0, 0);
+
+    static WatchCounts of(ListenerWatch w) {
+      long lost = 0;
+      long malformed = w.undecodableRecords();
+      long restarts = 0;
+      for (SupervisorStatus s : w.supervisors()) {
+        lost += s.lostEvents();
+        malformed += s.malformedLines();
+        restarts += s.restarts();
+      }
+      return new WatchCounts(w.decodedEvents(), lost, malformed, restarts);
+    }
+
+    WatchCounts plus(WatchCounts o) {
+      return new WatchCounts(decoded + o.decoded, lost + o.lost, malformed + o.malformed, restarts + o.restarts);
+    }
+  }
 
   public Daemon(Path configFile, AgentConfig config, ConfigLoader loader, PrintWriter out, Lifecycle lifecycle) {
     this.configFile = configFile;
@@ -242,13 +260,7 @@ public final class Daemon {
     }
     if (!settings(next).equals(settings(before))) {
       ListenerWatch old = watch;
-      baseDecoded += old.decodedEvents();
-      baseMalformed += old.undecodableRecords();
-      for (SupervisorStatus s : old.supervisors()) {
-        baseLost += s.lostEvents();
-        baseMalformed += s.malformedLines();
-        baseRestarts += s.restarts();
-      }
+      replaced = replaced.plus(WatchCounts.of(old));
       old.close();
       try {
         watch = ListenerWatch.start(settings(next), this::onEvent);
@@ -315,22 +327,9 @@ public final class Daemon {
 
   AgentStatus status() {
     ListenerWatch w = watch;
-    long decoded = baseDecoded;
-    long lost = baseLost;
-    long malformed = baseMalformed;
-    long restarts = baseRestarts;
-    String tier = "none";
-    if (w != null) {
-      decoded += w.decodedEvents();
-      malformed += w.undecodableRecords();
-      for (SupervisorStatus s : w.supervisors()) {
-        lost += s.lostEvents();
-        malformed += s.malformedLines();
-        restarts += s.restarts();
-      }
-      tier = w.tier().label();
-    }
-    return new AgentStatus(decoded, lost, malformed, restarts, tier, health.lastSuccess(), health.failures());
+    WatchCounts c = w == null ? replaced : replaced.plus(WatchCounts.of(w));
+    return new AgentStatus(c.decoded(), c.lost(), c.malformed(), c.restarts(), w == null ? "none" : w.tier().label(),
+        health.lastSuccess(), health.failures());
   }
 
   private String statusLine() {

@@ -11,7 +11,6 @@ import dev.backlogagent.listener.Trouble;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
-import java.util.Locale;
 
 /**
  * The daemon's one line per interval on stdout, for journald: how many listeners, which ones dropped and
@@ -71,7 +70,7 @@ final class SummaryLine {
   private static String kinds(ListenerInterval li) {
     List<String> kinds = new ArrayList<>();
     for (Trouble t : li.troubles()) {
-      kinds.add(t.name().toLowerCase(Locale.ROOT).replace('_', ' ').replace(" overflow", ""));
+      kinds.add(t.kind().replace('_', ' '));
     }
     return kinds.isEmpty() ? "kind unknown" : String.join(", ", kinds);
   }

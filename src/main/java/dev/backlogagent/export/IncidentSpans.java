@@ -172,11 +172,7 @@ public final class IncidentSpans {
   static List<String> kinds(Set<Trouble> troubles) {
     List<String> kinds = new ArrayList<>();
     for (Trouble t : troubles) {
-      kinds.add(switch (t) {
-        case ACCEPT_QUEUE_OVERFLOW -> "accept_queue";
-        case SYN_QUEUE_OVERFLOW -> "syn_queue";
-        case SYNCOOKIES -> "syncookies";
-      });
+      kinds.add(t.kind());
     }
     if (kinds.isEmpty()) {
       kinds.add("unknown");

@@ -8,6 +8,7 @@ import dev.backlogagent.listener.NetNamespace;
 import dev.backlogagent.listener.Trouble;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -50,7 +51,8 @@ public final class ListenerBook {
   /** Takes one interval; returns, per admitted listener with activity, what to record in histograms. */
   public synchronized List<Added> update(IntervalReport report, ListenerFilter filter, int max) {
     Inventory inventory = report.inventory();
-    Map<ListenerIdentity, Listener> present = new HashMap<>();
+    // Worst first, so that the cap, when it bites at the start, leaves out the quiet listeners.
+    Map<ListenerIdentity, Listener> present = new LinkedHashMap<>();
     List<Listener> worstFirst = new ArrayList<>(inventory.listeners());
     worstFirst.sort(Inventory.WORST_FIRST);
     for (Listener l : worstFirst) {
@@ -61,9 +63,8 @@ public final class ListenerBook {
     admitted.retainAll(present.keySet());
     leftOut.retainAll(present.keySet());
     totals.keySet().retainAll(present.keySet());
-    for (Listener l : worstFirst) {
-      ListenerIdentity id = ListenerIdentity.of(l);
-      if (!present.containsKey(id) || admitted.contains(id)) {
+    for (ListenerIdentity id : present.keySet()) {
+      if (admitted.contains(id)) {
         continue;
       }
       if (admitted.size() < max) {

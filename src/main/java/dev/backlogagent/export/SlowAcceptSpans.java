@@ -1,10 +1,10 @@
 package dev.backlogagent.export;
 
 import dev.backlogagent.decode.TraceEvent;
+import dev.backlogagent.listener.Listener;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.trace.SpanKind;
 import io.opentelemetry.api.trace.Tracer;
-import java.time.Instant;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -31,17 +31,11 @@ public final class SlowAcceptSpans {
   /**
    * @param nowEpochNanos the wall clock now and {@code nowMonotonicNanos} System.nanoTime() at the same
    *     moment: the kernel stamps handshakes with CLOCK_MONOTONIC, which is what System.nanoTime() reads
-   */
-  public void record(TraceEvent.SlowAccept e, long nowEpochNanos, long nowMonotonicNanos) {
-    record(e, null, nowEpochNanos, nowMonotonicNanos);
-  }
-
-  /**
    * @param listener the listener the event joins in the inventory, or null: the tracepoint tier names the
    *     connection's local address (127.0.0.1 for a listener bound to 0.0.0.0), and the span should carry
    *     the listener's, like every other per-listener signal
    */
-  public void record(TraceEvent.SlowAccept e, dev.backlogagent.listener.Listener listener, long nowEpochNanos,
+  public void record(TraceEvent.SlowAccept e, Listener listener, long nowEpochNanos,
       long nowMonotonicNanos) {
     long handshakeEpochNanos = nowEpochNanos - (nowMonotonicNanos - e.handshakeNanos());
     long acceptEpochNanos = handshakeEpochNanos + TimeUnit.MICROSECONDS.toNanos(e.waitMicros());
@@ -58,9 +52,5 @@ public final class SlowAcceptSpans {
         .setAttribute(LIMIT, e.backlog())
         .startSpan()
         .end(acceptEpochNanos, TimeUnit.NANOSECONDS);
-  }
-
-  static long epochNanos(Instant t) {
-    return TimeUnit.SECONDS.toNanos(t.getEpochSecond()) + t.getNano();
   }
 }
