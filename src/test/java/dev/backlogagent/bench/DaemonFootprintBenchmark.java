@@ -129,11 +129,11 @@ class DaemonFootprintBenchmark {
       if (i % 15 == 0) {
         DaemonProcess.scrape(prometheus); // a Prometheus server's scrape every 15 s, as deployed
       }
-      last = rssKb(pid);
+      last = DaemonProcess.rssKb(pid);
       maxJvm = Math.max(maxJvm, last);
       long children = 0;
       for (ProcessHandle child : ProcessHandle.of(pid).orElseThrow().descendants().toList()) {
-        children += rssKb(child.pid());
+        children += DaemonProcess.rssKb(child.pid());
       }
       maxChildren = Math.max(maxChildren, children);
     }
@@ -151,19 +151,6 @@ class DaemonFootprintBenchmark {
     return sum;
   }
 
-  static long rssKb(long pid) {
-    try {
-      for (String line : Files.readAllLines(Path.of("/proc", Long.toString(pid), "status"))) {
-        if (line.startsWith("VmRSS:")) {
-          return Long.parseLong(line.replaceAll("[^0-9]", ""));
-        }
-      }
-    } catch (IOException e) {
-      // gone
-    }
-    return 0;
-  }
-
   private static long idleJvmRss() throws Exception {
     String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
     Process p = new ProcessBuilder(java, "-XX:+UseSerialGC", "-Xms16m", "-Xmx96m", "-XX:MaxMetaspaceSize=64m", "-Xss512k",
@@ -173,7 +160,7 @@ class DaemonFootprintBenchmark {
     try {
       new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8)).readLine();
       Thread.sleep(3000);
-      return rssKb(p.pid());
+      return DaemonProcess.rssKb(p.pid());
     } finally {
       p.destroyForcibly();
       p.waitFor(5, TimeUnit.SECONDS);

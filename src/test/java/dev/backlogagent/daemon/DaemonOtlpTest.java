@@ -158,7 +158,7 @@ class DaemonOtlpTest {
           """.formatted(dir.resolve("state.json"), ns.inode(), prometheus));
       try (DaemonProcess daemon = DaemonProcess.start(environment(receiver), "--config", config.toString())) {
         daemon.awaitStarted();
-        long rssStart = rssKb(daemon.pid());
+        long rssStart = DaemonProcess.rssKb(daemon.pid());
         ListenerProcess server = ns.startListener("--backlog", "4", "--connect", "40", "--close-after", "2.5");
         Thread.sleep(12_000); // a dozen export periods, failing
         long ssDrops = ns.ss().port(server.port()).drops();
@@ -167,7 +167,7 @@ class DaemonOtlpTest {
         assertThat(PrometheusText.value(scrape, "backlog_agent_export_failures_total", Map.of("backlog_agent_signal", "metrics"))
             .orElse(0)).isPositive(); // each failed export has retried with backoff first
         assertThat(receiver.received().metricsRequests()).isEmpty();
-        long rssDown = rssKb(daemon.pid());
+        long rssDown = DaemonProcess.rssKb(daemon.pid());
         assertThat(daemon.stderr()).filteredOn(l -> l.contains("OTLP metrics export failed")).hasSize(1);
 
         receiver.comeUp();
@@ -187,14 +187,5 @@ class DaemonOtlpTest {
         assertThat(daemon.awaitExit(Duration.ofSeconds(10))).isZero();
       }
     }
-  }
-
-  private static long rssKb(long pid) throws Exception {
-    for (String line : java.nio.file.Files.readAllLines(Path.of("/proc", Long.toString(pid), "status"))) {
-      if (line.startsWith("VmRSS:")) {
-        return Long.parseLong(line.replaceAll("[^0-9]", ""));
-      }
-    }
-    throw new IllegalStateException("no VmRSS");
   }
 }

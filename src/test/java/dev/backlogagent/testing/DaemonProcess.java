@@ -96,7 +96,7 @@ public final class DaemonProcess implements AutoCloseable {
           return line;
         }
       }
-      if (!process.isAlive() && System.nanoTime() > deadline - timeout.toNanos() + 1) {
+      if (!process.isAlive()) {
         Thread.sleep(200); // let the drain threads finish
         for (String line : out) {
           if (matches.test(line)) {
@@ -146,6 +146,20 @@ public final class DaemonProcess implements AutoCloseable {
       throw new AssertionError("the daemon did not exit within " + timeout + "; " + transcript());
     }
     return process.exitValue();
+  }
+
+  /** A process's resident set size in kB (VmRSS of /proc/PID/status); 0 when it is gone. */
+  public static long rssKb(long pid) {
+    try {
+      for (String line : Files.readAllLines(Path.of("/proc", Long.toString(pid), "status"))) {
+        if (line.startsWith("VmRSS:")) {
+          return Long.parseLong(line.replaceAll("[^0-9]", ""));
+        }
+      }
+    } catch (IOException e) {
+      // gone
+    }
+    return 0;
   }
 
   /** GET from the daemon's Prometheus endpoint. */

@@ -1,11 +1,8 @@
 package dev.backlogagent.testing;
 
-import java.io.IOException;
-import java.io.InputStream;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Optional;
+import dev.backlogagent.config.FileTrust;
 import dev.backlogagent.kernel.ChildProcess;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Assumptions;
@@ -64,17 +61,7 @@ public final class KernelTests {
 
   /** The effective user id of this JVM, from /proc/self/status; -1 when it cannot be read. */
   public static int effectiveUid() {
-    try (InputStream in = Files.newInputStream(Path.of("/proc/self/status"))) {
-      String status = new String(in.readAllBytes(), StandardCharsets.UTF_8);
-      return status
-          .lines()
-          .filter(line -> line.startsWith("Uid:"))
-          .map(line -> Integer.parseInt(line.substring(4).strip().split("\\s+")[1]))
-          .findFirst()
-          .orElse(-1);
-    } catch (IOException | RuntimeException e) {
-      return -1;
-    }
+    return FileTrust.effectiveUid(); // the agent's own reader: tests and product agree on who is root
   }
 
   /** Where the executable {@code name} is, found as the agent finds its own tools. */
