@@ -30,6 +30,8 @@ public final class Tracing implements AutoCloseable {
   // A program compiles and attaches in about 5-30 times the time of the kernel probe's one-probe attach
   // (0.3 s and 0.8-2 s here; 3.5 s and 12-32 s in an emulated guest).
   private static final long PROBE_ATTACH_FACTOR = 30;
+  private static final java.util.regex.Pattern PROGRAM_LOCATION =
+      java.util.regex.Pattern.compile("^\\S+\\.bt:[\\d:-]+:\\s*(ERROR:\\s*)?");
 
   private final List<ProgramSupervisor> supervisors;
   private final List<Concern> running;
@@ -166,10 +168,12 @@ public final class Tracing implements AutoCloseable {
   static String whyNotAttached(ProgramSupervisor supervisor, Duration timeout) {
     SupervisorStatus status = supervisor.status();
     if (status.lastError() != null) {
-      return status.lastError();
+      // "/tmp/…/synack-123.bt:36:9-44: ERROR: Struct/union …": the temporary file's name says nothing.
+      return PROGRAM_LOCATION.matcher(status.lastError()).replaceFirst("");
     }
     if (status.state() == SupervisorStatus.State.STARTING) {
-      return "did not attach within " + timeout.toSeconds() + " s (still compiling or attaching; a slow machine"
+      String within = timeout.toMillis() < 1000 ? timeout.toMillis() + " ms" : timeout.toSeconds() + " s";
+      return "did not attach within " + within + " (still compiling or attaching; a slow machine"
           + " needs a longer attach_timeout)";
     }
     return "bpftrace ended before attaching, without a message";
