@@ -73,10 +73,7 @@ final class DoctorCommand implements Callable<Integer> {
       document.set("concerns", mapper.valueToTree(concerns));
       out.println(mapper.writeValueAsString(document));
     } else {
-      printTable(out, host);
-      for (ConcernStatus c : concerns) {
-        out.println("concern " + c.line());
-      }
+      printTable(out, host, concerns);
     }
     out.flush();
     return host.tier().canObserve() ? ExitCode.OK : ExitCode.FAILURE;
@@ -108,7 +105,7 @@ final class DoctorCommand implements Callable<Integer> {
     }
   }
 
-  private static void printTable(PrintWriter out, HostCapabilities host) {
+  private static void printTable(PrintWriter out, HostCapabilities host, List<ConcernStatus> concerns) {
     List<String[]> rows = new ArrayList<>();
     rows.add(row("kernel", host.kernelRelease(), ""));
     rows.add(row("btf", yesNo(host.btf().available()), host.btf().path() + " " + host.btf().detail()));
@@ -150,6 +147,10 @@ final class DoctorCommand implements Callable<Integer> {
     for (String[] r : rows) {
       String line = String.format("%-" + checkWidth + "s  %-" + resultWidth + "s  %s", r[0], r[1], r[2]);
       out.println(line.stripTrailing());
+    }
+    // One line per concern, then the verdict last: what a reader looks for first is at the bottom.
+    for (ConcernStatus c : concerns) {
+      out.println("concern " + c.line());
     }
     out.println("tier: " + host.tier().label() + " \u2014 " + host.tierReason());
   }
