@@ -72,7 +72,7 @@ class DocumentationLinksTest {
 
   private static String helpOfEveryCommand() {
     StringBuilder all = new StringBuilder();
-    for (String command : List.of("doctor", "listeners", "trace", "run")) {
+    for (String command : List.of("doctor", "listeners", "trace", "watch", "run")) {
       all.append(help(command, "--help"));
     }
     all.append(help("--help"));
