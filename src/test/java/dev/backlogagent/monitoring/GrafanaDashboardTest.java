@@ -25,7 +25,7 @@ class GrafanaDashboardTest {
     assertThat(byTitle.get("Accept wait").path("type").asText()).isEqualTo("heatmap");
     assertThat(byTitle.get("Accept wait").path("targets").get(0).path("format").asText()).isEqualTo("heatmap");
     assertThat(byTitle.get("SYN cookies").path("targets").get(0).path("expr").asText()).contains("tcp_ext_syncookies_sent_total");
-    assertThat(byTitle).containsKeys("Tier", "BPF events", "BPF program restarts", "OTLP export failures");
+    assertThat(byTitle).containsKeys("Tier", "Concerns", "BPF events", "BPF program restarts", "OTLP export failures");
   }
 
   @Test

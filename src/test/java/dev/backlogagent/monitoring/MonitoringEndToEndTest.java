@@ -28,7 +28,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The rules and the dashboard against the real thing: the daemon exports a real accept-queue overflow, a
  * backlog clamped by somaxconn and a SYN flood answered with cookies, with its span export failing; Debian's
  * Prometheus scrapes it with the shipped rules loaded. The alerts hold on exactly those listeners, naming them
- * and their processes; every metric the dashboard and the rules name is in the scrape (but the two documented as
+ * and their processes; every metric the dashboard and the rules name is in the scrape (but the one documented as
  * expected), the rules' unit test uses the scrape's label sets, and Prometheus accepts every dashboard query.
  */
 class MonitoringEndToEndTest {
@@ -140,6 +140,10 @@ class MonitoringEndToEndTest {
         assertThat(alerts).noneMatch(a -> Integer.toString(accepting.port()).equals(a.labels().get("network_local_port")));
         assertThat(alerts).noneMatch(a -> "metrics".equals(a.labels().get("backlog_agent_signal")));
         assertThat(alerts).noneMatch(a -> a.labels().get("alertname").equals("BacklogAgentCountersOnly"));
+        // Every concern this tracepoint-tier host should run runs (syn_refused, kprobe-only, is left out by the rule).
+        assertThat(prometheus.query("backlog_agent_concern_running{backlog_agent_concern=\"syn_refused\"}"))
+            .singleElement().satisfies(c -> assertThat(c.labels()).containsEntry("backlog_agent_concern_state", "cannot"));
+        assertThat(alerts).noneMatch(a -> a.labels().get("alertname").equals("BacklogAgentConcernNotRunning"));
 
         String scrape = DaemonProcess.scrape(endpoint);
         Map<String, Set<Set<String>>> shapes = shapes(scrape);
