@@ -44,6 +44,19 @@ class GrafanaDashboardTest {
       });
     });
     assertThat(panels).extracting(p -> p.path("id").asInt()).doesNotHaveDuplicates();
+    List<JsonNode> all = MonitoringFiles.panels();
+    for (int i = 0; i < all.size(); i++) {
+      JsonNode a = all.get(i).path("gridPos");
+      assertThat(a.path("x").asInt() + a.path("w").asInt()).as(all.get(i).path("title").asText()).isLessThanOrEqualTo(24);
+      for (JsonNode other : all.subList(i + 1, all.size())) {
+        JsonNode b = other.path("gridPos");
+        boolean overlap = a.path("x").asInt() < b.path("x").asInt() + b.path("w").asInt()
+            && b.path("x").asInt() < a.path("x").asInt() + a.path("w").asInt()
+            && a.path("y").asInt() < b.path("y").asInt() + b.path("h").asInt()
+            && b.path("y").asInt() < a.path("y").asInt() + a.path("h").asInt();
+        assertThat(overlap).as("%s overlaps %s", all.get(i).path("title").asText(), other.path("title").asText()).isFalse();
+      }
+    }
     // Dashboards do not depend on the recording rules: they work where only the agent is scraped.
     assertThat(MonitoringFiles.metricNames(MonitoringFiles.dashboardQueries()))
         .doesNotContainAnyElementsOf(MonitoringFiles.recordedNames())
