@@ -102,6 +102,7 @@ class MonitoringEndToEndTest {
         // Started once the programs run, so that their listen() calls are seen (requested backlogs).
         ListenerProcess overflowing = web.startListener("--backlog", "4", "--connect", "40");
         ListenerProcess clamped = web.startListener("--backlog", "1024");
+        // Its connections wait 0.2 to 0.8 s: slow-accept spans, which end at once and fail to export.
         ListenerProcess accepting = web.startListener("--backlog", "16", "--connect", "4", "--accept-every", "0.2");
         ListenerProcess flooded = edge.startListener("--backlog", "8");
         flood(edge, flooded.port());
@@ -113,6 +114,9 @@ class MonitoringEndToEndTest {
             && alert(a, "BacklogAgentAcceptQueueFull", "network_local_port", Integer.toString(overflowing.port())) != null
             && alert(a, "BacklogAgentBacklogTruncated", "network_local_port", Integer.toString(clamped.port())) != null
             && alert(a, "BacklogAgentSynCookies", "netns_inode", edgeInode) != null
+            // its description lists the listeners retransmitting SYN-ACKs as of the evaluation that rendered it
+            && alert(a, "BacklogAgentSynCookies", "netns_inode", edgeInode).annotations().get("description")
+                .contains(":" + flooded.port())
             && alert(a, "BacklogAgentExportFailing", "backlog_agent_signal", "traces") != null);
 
         String who = "python3[" + overflowing.pid() + "] on 127.0.0.1:" + overflowing.port();
