@@ -22,14 +22,33 @@ public final class Tracing implements AutoCloseable {
   /** A concern that could not run, and why (bpftrace's own error line). */
   public record Failure(Concern concern, String reason) {}
 
-  /** How to run bpftrace: which binary, its positional parameters, where to write program files. */
-  public record Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout) {}
+  /**
+   * How to run bpftrace: which binary, its positional parameters, where to write program files, how long
+   * a program may take to attach, and how long it must outlive its "attached_probes" claim.
+   */
+  public record Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout,
+      Duration attachGrace) {
+    public Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout) {
+      this(bpftrace, arguments, workDirectory, attachTimeout, ProgramSupervisor.DEFAULT_ATTACH_GRACE);
+    }
+
+    /** A launch whose deadline and grace fit this machine, from the kernel probe's one-probe attach time. */
+    public static Launch fitting(Path bpftrace, List<String> arguments, Path workDirectory, Duration floor,
+        long probeAttachMillis) {
+      Duration grace = Duration.ofMillis(Math.max(0, probeAttachMillis) * PROBE_GRACE_FACTOR);
+      return new Launch(bpftrace, arguments, workDirectory, attachDeadline(floor, probeAttachMillis),
+          grace.compareTo(ProgramSupervisor.DEFAULT_ATTACH_GRACE) > 0 ? grace : ProgramSupervisor.DEFAULT_ATTACH_GRACE);
+    }
+  }
 
   /** The floor of {@link #attachDeadline}: what a fast machine gets. */
   public static final Duration DEFAULT_ATTACH_TIMEOUT = Duration.ofSeconds(60);
   // A program compiles and attaches in about 5-30 times the time of the kernel probe's one-probe attach
   // (0.3 s and 0.8-2 s here; 3.5 s and 12-32 s in an emulated guest).
   private static final long PROBE_ATTACH_FACTOR = 30;
+  // bpftrace claims "attached_probes" before the verifier has seen every probe; a refusal comes within
+  // moments here (the grace's 1.5 s floor), within a few one-probe attach times on a slow machine.
+  private static final long PROBE_GRACE_FACTOR = 3;
   private static final java.util.regex.Pattern PROGRAM_LOCATION =
       java.util.regex.Pattern.compile("^\\S+\\.bt:[\\d:-]+:\\s*(ERROR:\\s*)?");
 
@@ -190,7 +209,7 @@ public final class Tracing implements AutoCloseable {
         .ifPresent(setpriv -> command.addAll(List.of(setpriv.toString(), "--pdeathsig", "KILL", "--")));
     command.addAll(List.of(launch.bpftrace().toString(), "-f", "json", "-B", "none", file.toString()));
     command.addAll(launch.arguments());
-    return new ProgramSupervisor(program.name(), command, sink, Backoff.standard()).start();
+    return new ProgramSupervisor(program.name(), command, sink, Backoff.standard(), launch.attachGrace()).start();
   }
 
   public List<Concern> running() {
