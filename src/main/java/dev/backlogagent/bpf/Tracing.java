@@ -98,7 +98,9 @@ public final class Tracing implements AutoCloseable {
       }
     }
     Tracing started = loaded.isEmpty() ? new Tracing(List.of(), List.of(), List.of()) : start(loaded, launch, sink);
-    List<Failure> failures = new ArrayList<>(started.failures);
+    List<ProgramSupervisor> supervisors = new ArrayList<>(started.supervisors);
+    List<Concern> running = new ArrayList<>(started.running);
+    List<Failure> failures = new ArrayList<>();
     List<ConcernStatus> concerns = new ArrayList<>();
     for (ProgramChoice choice : choices) {
       String failure = unreadable.get(choice.concern());
@@ -107,12 +109,33 @@ public final class Tracing implements AutoCloseable {
           failure = f.reason();
         }
       }
-      if (unreadable.containsKey(choice.concern())) {
+      ConcernStatus status = ConcernStatus.of(choice, failure);
+      if (failure != null) {
+        // The formats said it fits, bpftrace says no: try the next variant that fits, alone (try-compile).
+        for (ProgramVariant fallback : choice.fallbacks()) {
+          BpfProgram program;
+          try {
+            program = BpfProgram.load(choice.concern(), fallback, programs);
+          } catch (IOException e) {
+            continue; // a programs directory without this variant: the next one, or the failure stands
+          }
+          Tracing alone = start(List.of(program), launch, sink);
+          if (!alone.running.isEmpty()) {
+            LOG.log(System.Logger.Level.WARNING, "BPF concern {0}: {1} does not attach ({2}); running {3} instead",
+                choice.concern(), choice.variant().file(), failure, fallback.file());
+            supervisors.addAll(alone.supervisors);
+            running.add(choice.concern());
+            status = ConcernStatus.ofFallback(choice, fallback, failure);
+            break;
+          }
+        }
+      }
+      if (!status.running() && failure != null) {
         failures.add(new Failure(choice.concern(), failure));
       }
-      concerns.add(ConcernStatus.of(choice, failure));
+      concerns.add(status);
     }
-    return new Tracing(started.supervisors, started.running, List.copyOf(failures), List.copyOf(concerns));
+    return new Tracing(List.copyOf(supervisors), List.copyOf(running), List.copyOf(failures), List.copyOf(concerns));
   }
 
   public static Tracing start(List<BpfProgram> programs, Launch launch, Consumer<BpftraceRecord> sink)
