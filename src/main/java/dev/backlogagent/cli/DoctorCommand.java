@@ -37,11 +37,17 @@ final class DoctorCommand implements Callable<Integer> {
       description = "Use this bpftrace instead of searching PATH, /usr/sbin and /usr/bin.")
   Path bpftrace;
 
+  @Option(
+      names = "--btf",
+      paramLabel = "FILE",
+      description = "Read the kernel's types from this BTF file (for kernels that ship none), instead of the kernel's own.")
+  Path btf;
+
   @Spec CommandSpec spec;
 
   @Override
   public Integer call() throws JsonProcessingException {
-    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).build().probe();
+    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).btf(btf).build().probe();
     PrintWriter out = spec.commandLine().getOut();
     if (json) {
       out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(host));
@@ -55,7 +61,8 @@ final class DoctorCommand implements Callable<Integer> {
   private static void printTable(PrintWriter out, HostCapabilities host) {
     List<String[]> rows = new ArrayList<>();
     rows.add(row("kernel", host.kernelRelease(), ""));
-    rows.add(row("btf", yesNo(host.btf().available()), host.btf().path() + " " + host.btf().detail()));
+    HostCapabilities.Btf btf = host.btf();
+    rows.add(row("btf", yesNo(btf.available()), btf.path() + " " + btf.detail() + (btf.cost() == null ? "" : "; " + btf.cost())));
     rows.add(row("tracefs", yesNo(host.tracefs().mounted()), host.tracefs().detail()));
     HostCapabilities.BpftraceBinary bpftrace = host.bpftrace();
     rows.add(row("bpftrace", yesNo(bpftrace.found()),
