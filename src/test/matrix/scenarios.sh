@@ -223,7 +223,10 @@ def phase(label, opts):
     if trace.poll() is None:
         time.sleep(1)
         for name, run in SCENARIOS:
+            # Namespace inodes are reused once freed: the lines of a scenario are those since it began.
+            since = time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime()) + '.000Z'
             facts, close = run(label)
+            facts['since'] = since
             ns = facts.pop('ns')
             netns.append(ns)
             closers += close

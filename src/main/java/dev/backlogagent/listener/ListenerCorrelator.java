@@ -10,9 +10,11 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
 
@@ -35,6 +37,9 @@ public final class ListenerCorrelator {
   private final Map<Long, Map<Long, Long>> recentSynActivity = new HashMap<>();
   private long intervalNumber;
   private static final long SYN_ACTIVITY_MEMORY = 3;
+  /** Per namespace, the interval it was last read in: a namespace never read before was born since the last read. */
+  private final Map<Long, Long> namespacesSeen = new HashMap<>();
+  private static final long NAMESPACE_MEMORY = 600;
   private Instant windowStart = Instant.now();
 
   public ListenerCorrelator(TracepointSymbols dropReasons) {
@@ -164,9 +169,18 @@ public final class ListenerCorrelator {
     Map<Long, ListenCounters> deltas = new HashMap<>();
     Map<Long, Long> dropsBefore = new HashMap<>();
     Map<Long, Boolean> fullBefore = new HashMap<>();
+    Set<Long> born = new HashSet<>();
     if (before != null) {
       for (NetNamespace ns : now.namespaces()) {
-        before.namespace(ns.netns()).ifPresent(old -> deltas.put(ns.netns(), delta(ns.counters(), old.counters())));
+        Optional<NetNamespace> old = before.namespace(ns.netns());
+        if (old.isPresent()) {
+          deltas.put(ns.netns(), delta(ns.counters(), old.get().counters()));
+        } else if (!namespacesSeen.containsKey(ns.netns())) {
+          // Born since the last read (never read before): its counters began at zero, so all of them are new.
+          // One that was read before and missed last time (unreadable then) is not counted again.
+          born.add(ns.netns());
+          deltas.put(ns.netns(), ns.counters());
+        }
       }
       for (Listener l : before.listeners()) {
         dropsBefore.put(l.socketInode(), l.drops());
@@ -196,9 +210,10 @@ public final class ListenerCorrelator {
     Map<Long, Long> dropsRise = new HashMap<>();
     for (Listener l : now.listeners()) {
       Long old = dropsBefore.get(l.socketInode());
-      if (before != null && old == null && l.drops() > 0 && before.namespace(l.netns()).isPresent()) {
-        // Born during the interval (its namespace was read last time, without it): all its drops are new.
-        // Had the namespace been unreadable last time, its drops would be counted twice: skip it instead.
+      if (before != null && old == null && l.drops() > 0
+          && (before.namespace(l.netns()).isPresent() || born.contains(l.netns()))) {
+        // Born during the interval (its namespace was read last time without it, or is itself new): all its
+        // drops are new. Had the namespace been unreadable last time, its drops would be counted twice: skip it.
         dropsBefore.put(l.socketInode(), 0L);
         old = 0L;
       }
@@ -210,6 +225,10 @@ public final class ListenerCorrelator {
     }
 
     intervalNumber++;
+    for (NetNamespace ns : now.namespaces()) {
+      namespacesSeen.put(ns.netns(), intervalNumber);
+    }
+    namespacesSeen.values().removeIf(n -> intervalNumber - n >= NAMESPACE_MEMORY);
     for (Map.Entry<Long, Window> e : byListener.entrySet()) {
       Listener l = listenersByInode.get(e.getKey());
       if (e.getValue().synack > 0 || dropsRise.containsKey(l.socketInode())) {
