@@ -17,6 +17,8 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Joins BPF events to the listener inventory, interval by interval. Events name listeners by
@@ -37,9 +39,8 @@ public final class ListenerCorrelator {
   private final Map<Long, Map<Long, Long>> recentSynActivity = new HashMap<>();
   private long intervalNumber;
   private static final long SYN_ACTIVITY_MEMORY = 3;
-  /** Per namespace, the interval it was last read in: a namespace never read before was born since the last read. */
-  private final Map<Long, Long> namespacesSeen = new HashMap<>();
-  private static final long NAMESPACE_MEMORY = 600;
+  /** "netns INODE: why" in {@link Inventory#skipped()}: a namespace there that could not be read. */
+  private static final Pattern SKIPPED_NETNS = Pattern.compile("^netns (\\d+):");
   private Instant windowStart = Instant.now();
 
   public ListenerCorrelator(TracepointSymbols dropReasons) {
@@ -171,18 +172,28 @@ public final class ListenerCorrelator {
     Map<Long, Boolean> fullBefore = new HashMap<>();
     Set<Long> born = new HashSet<>();
     if (before != null) {
+      Set<Long> unreadableBefore = skippedIn(before);
       for (NetNamespace ns : now.namespaces()) {
         Optional<NetNamespace> old = before.namespace(ns.netns());
-        if (old.isPresent()) {
+        if (old.isPresent() && !regressed(ns.counters(), old.get().counters())) {
           deltas.put(ns.netns(), delta(ns.counters(), old.get().counters()));
-        } else if (!namespacesSeen.containsKey(ns.netns())) {
-          // Born since the last read (never read before): its counters began at zero, so all of them are new.
-          // One that was read before and missed last time (unreadable then) is not counted again.
+        } else if (old.isPresent()) {
+          // A counter went down: not the namespace read last time but a new one with its freed inode (containers,
+          // tests come and go within an interval). Counters only rise, and the new one's began at zero.
+          born.add(ns.netns());
+          deltas.put(ns.netns(), ns.counters());
+        } else if (!unreadableBefore.contains(ns.netns())) {
+          // Born since the last read (it was not there, rather than unreadable): its counters began at zero, so
+          // all of them are new. One that could not be read last time is not counted again. (Not "never seen
+          // before": namespace inodes are reused once freed.)
           born.add(ns.netns());
           deltas.put(ns.netns(), ns.counters());
         }
       }
       for (Listener l : before.listeners()) {
+        if (born.contains(l.netns())) {
+          continue; // a listener of the namespace that had this inode before
+        }
         dropsBefore.put(l.socketInode(), l.drops());
         fullBefore.put(l.socketInode(), l.full());
       }
@@ -225,10 +236,6 @@ public final class ListenerCorrelator {
     }
 
     intervalNumber++;
-    for (NetNamespace ns : now.namespaces()) {
-      namespacesSeen.put(ns.netns(), intervalNumber);
-    }
-    namespacesSeen.values().removeIf(n -> intervalNumber - n >= NAMESPACE_MEMORY);
     for (Map.Entry<Long, Window> e : byListener.entrySet()) {
       Listener l = listenersByInode.get(e.getKey());
       if (e.getValue().synack > 0 || dropsRise.containsKey(l.socketInode())) {
@@ -275,6 +282,18 @@ public final class ListenerCorrelator {
     }
     Instant end = Instant.now();
     return new IntervalReport(end, Duration.between(start, end), now, deltas, intervals, transitions, unattributedCookies);
+  }
+
+  /** The namespaces an inventory could not read. */
+  private static Set<Long> skippedIn(Inventory inventory) {
+    Set<Long> inodes = new HashSet<>();
+    for (String skipped : inventory.skipped()) {
+      Matcher m = SKIPPED_NETNS.matcher(skipped);
+      if (m.find()) {
+        inodes.add(Long.parseLong(m.group(1)));
+      }
+    }
+    return inodes;
   }
 
   private static ListenerInterval interval(Listener l, ListenerKey key, long drops, Window w, Set<Trouble> troubles) {
@@ -338,6 +357,14 @@ public final class ListenerCorrelator {
       }
     }
     return !w.refusedByKind.isEmpty();
+  }
+
+  /** True when a counter is lower now than before: counters only rise, so these are two namespaces. */
+  private static boolean regressed(ListenCounters now, ListenCounters old) {
+    return now.listenOverflows() < old.listenOverflows() || now.listenDrops() < old.listenDrops()
+        || now.reqqFullDrops() < old.reqqFullDrops() || now.reqqFullCookies() < old.reqqFullCookies()
+        || now.syncookiesSent() < old.syncookiesSent() || now.syncookiesRecv() < old.syncookiesRecv()
+        || now.syncookiesFailed() < old.syncookiesFailed();
   }
 
   private static ListenCounters delta(ListenCounters now, ListenCounters old) {
