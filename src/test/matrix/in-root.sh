@@ -28,6 +28,9 @@ root=$(bash "$(dirname "$0")/debian13-root.sh")
 exec unshare -m --propagation private -- bash -s "$root" "$(printf '%s\n' "${shares[@]+"${shares[@]}"}")" "$PWD" "$@" <<'INNER'
 set -euo pipefail
 root=$1; shares=$2; cwd=$3; shift 3
+# The root as a mount point of its own: `ip netns exec` remounts / (mount --make-rslave /), which fails on a
+# plain directory.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
