@@ -1,5 +1,6 @@
 package dev.backlogagent.kernel;
 
+import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
@@ -47,6 +48,12 @@ public record HostCapabilities(
       String source,
       @JsonInclude(JsonInclude.Include.NON_NULL) String bpftraceBtf,
       @JsonInclude(JsonInclude.Include.NON_NULL) String cost) {
+    /** The variables every bpftrace the agent runs gets: BPFTRACE_BTF when bpftrace must be told, else none. */
+    @JsonIgnore
+    public Map<String, String> bpftraceEnvironment() {
+      return bpftraceBtf == null ? Map.of() : Map.of(Bpftrace.BTF_VARIABLE, bpftraceBtf);
+    }
+
     /** The kernel's file as read, before bpftrace was tried. */
     static Btf file(boolean available, String path, long sizeBytes, String detail) {
       return new Btf(available, path, sizeBytes, detail, "not_tried", null, available ? null : KernelProbe.WITHOUT_BTF);

@@ -1,14 +1,15 @@
 package dev.backlogagent.watch;
 
-import dev.backlogagent.bpf.BpfProgram;
 import dev.backlogagent.bpf.Concern;
+import dev.backlogagent.bpf.ConcernStatus;
+import dev.backlogagent.bpf.ProgramChoice;
+import dev.backlogagent.bpf.TracepointFormats;
 import dev.backlogagent.bpf.SupervisorStatus;
 import dev.backlogagent.bpf.Tracing;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.decode.TraceEventDecoder;
-import dev.backlogagent.kernel.Bpftrace;
 import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.kernel.KernelProbe;
 import dev.backlogagent.kernel.Tier;
@@ -49,6 +50,7 @@ public final class ListenerWatch implements AutoCloseable {
    * @param stateFile where requested backlogs are kept between runs
    * @param scope which namespace and port the inventory reads
    * @param events which listener keys' events to keep (the rest are not correlated)
+   * @param attachTimeout the least time a program may take to compile and attach (more on a slow machine)
    * @param btf a BTF file of this kernel for bpftrace, or null for the kernel's own (found by trying)
    */
   public record Settings(
@@ -61,10 +63,11 @@ public final class ListenerWatch implements AutoCloseable {
       Path stateFile,
       InventoryReader.Scope scope,
       Predicate<ListenerKey> events,
+      Duration attachTimeout,
       Path btf) {
     public Settings(Tier tier, Path bpftrace, Path programs, Duration interval, long slowAcceptMillis, boolean states,
-        Path stateFile, InventoryReader.Scope scope, Predicate<ListenerKey> events) {
-      this(tier, bpftrace, programs, interval, slowAcceptMillis, states, stateFile, scope, events, null);
+        Path stateFile, InventoryReader.Scope scope, Predicate<ListenerKey> events, Duration attachTimeout) {
+      this(tier, bpftrace, programs, interval, slowAcceptMillis, states, stateFile, scope, events, attachTimeout, null);
     }
   }
 
@@ -132,22 +135,17 @@ public final class ListenerWatch implements AutoCloseable {
     boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
     Path bpftracePath = settings.bpftrace() != null ? settings.bpftrace()
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
-    List<BpfProgram> chosen = new ArrayList<>();
-    for (Concern concern : Concern.forTier(tier, fentry, settings.states())) {
-      chosen.add(BpfProgram.load(concern, settings.programs()));
-    }
+    // Each concern's program by what this kernel's tracepoints offer (variants for older kernels).
+    List<ProgramChoice> choices = ProgramChoice.choose(tier, fentry, settings.states(), TracepointFormats.ofThisKernel());
     long intervalSeconds = Math.max(1, settings.interval().toSeconds());
+    long probeMillis = host.attach() != null && host.attach().tracepoint() != null ? host.attach().tracepoint().millis() : 0;
+    Duration floor = settings.attachTimeout() == null ? Tracing.DEFAULT_ATTACH_TIMEOUT : settings.attachTimeout();
     Tracing.Launch launch = new Tracing.Launch(bpftracePath,
         List.of(Long.toString(intervalSeconds), Long.toString(settings.slowAcceptMillis())),
-        workDirectory, Duration.ofSeconds(60), btfEnvironment(host));
-    tracing = Tracing.start(chosen, launch, this::take);
+        workDirectory, Tracing.attachDeadline(floor, probeMillis), host.btf() == null ? Map.of() : host.btf().bpftraceEnvironment());
+    tracing = Tracing.start(choices, settings.programs(), launch, this::take);
   }
 
-  /** BPFTRACE_BTF for every program, when the probe found that bpftrace needs to be told where the types are. */
-  static Map<String, String> btfEnvironment(HostCapabilities host) {
-    String file = host.btf() == null ? null : host.btf().bpftraceBtf();
-    return file == null ? Map.of() : Map.of(Bpftrace.BTF_VARIABLE, file);
-  }
 
   /** Decodes one bpftrace record; runs on a child's reader thread. */
   private void take(BpftraceRecord record) {
@@ -194,15 +192,13 @@ public final class ListenerWatch implements AutoCloseable {
     observer.event(event, inventory);
   }
 
-  /** Whether the inventory has what the event's line needs: its listener, or for a listen() call its namespace. */
+  /**
+   * Whether the inventory has the event's listener (for a listen() call, what the line needs is its namespace's
+   * somaxconn, but a namespace is not known by its inode alone: inodes are reused once freed, and a read that has
+   * the listener has its namespace as it is now).
+   */
   static boolean knows(Inventory inventory, TraceEvent event) {
-    if (inventory == null) {
-      return false;
-    }
-    if (event instanceof TraceEvent.ListenCall call) {
-      return inventory.namespace(call.key().netns()).isPresent();
-    }
-    return event instanceof TraceEvent.AtListener at && ListenerCorrelator.join(inventory, at.key()) != null;
+    return inventory != null && event instanceof TraceEvent.AtListener at && ListenerCorrelator.join(inventory, at.key()) != null;
   }
 
   /** The inventory read again now, unless it was read less than REREAD_GAP ago; the latest one if reading fails. */
@@ -275,6 +271,11 @@ public final class ListenerWatch implements AutoCloseable {
 
   public List<Tracing.Failure> failures() {
     return tracing == null ? List.of() : tracing.failures();
+  }
+
+  /** One status line per concern: runs, as which variant, or why it cannot. */
+  public List<ConcernStatus> concerns() {
+    return tracing == null ? List.of() : tracing.concerns();
   }
 
   public List<SupervisorStatus> supervisors() {

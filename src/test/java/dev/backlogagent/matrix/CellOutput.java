@@ -27,6 +27,10 @@ record CellOutput(
   private static final Pattern LINE = Pattern.compile("^(ENV|DOCTOR|PHASE|TRACE|TRACE_ERR|SCENARIO) (\\S+) (.*)$");
   private static final Pattern TRACING = Pattern.compile("^tracing at tier (\\S+) \\((.*?)\\): (?:programs \\[(.*)\\]|no BPF programs.*)$");
   private static final Pattern NOT_RUNNING = Pattern.compile("^not running (\\S+): (.*)$");
+  // ConcernStatus.line(): "concern drops: runs (drops.bt)", "... runs as variant X (why)", "... degraded, runs X: lost",
+  // "... cannot: why", "... off (why)".
+  private static final Pattern CONCERN = Pattern.compile(
+      "^concern (\\S+): (?:runs \\((\\S+)\\)|runs as variant (\\S+)(?: \\((.*)\\))?|degraded, runs (\\S+): (.*)|cannot: (.*)|off \\((.*)\\))$");
 
   static CellOutput parse(String text) throws JsonProcessingException {
     List<JsonNode> env = new ArrayList<>();
@@ -59,29 +63,42 @@ record CellOutput(
   }
 
   /** What trace said about its BPF programs in a phase: its tier, the concerns running, those it cannot run. */
-  record Programs(String tier, String tierReason, List<String> running, Map<String, String> cannot) {}
+  record Programs(String tier, String tierReason, List<String> running, Map<String, String> cannot,
+      Map<String, Status> concerns) {}
+
+  /** One concern line: state runs, variant, degraded, cannot or off; the program; why, or what is lost. */
+  record Status(String state, String program, String detail) {}
 
   Optional<Programs> programs(String phase) {
     String tier = null;
     String reason = null;
     List<String> running = new ArrayList<>();
     Map<String, String> cannot = new LinkedHashMap<>();
+    Map<String, Status> concerns = new LinkedHashMap<>();
     for (String line : traceErr.getOrDefault(phase, List.of())) {
       Matcher t = TRACING.matcher(line);
       Matcher n = NOT_RUNNING.matcher(line);
-      if (t.matches()) {
+      Matcher c = CONCERN.matcher(line);
+      if (c.matches()) {
+        Status status = c.group(2) != null ? new Status("runs", c.group(2), null)
+            : c.group(3) != null ? new Status("variant", c.group(3), c.group(4))
+            : c.group(5) != null ? new Status("degraded", c.group(5), c.group(6))
+            : c.group(7) != null ? new Status("cannot", null, c.group(7))
+            : new Status("off", null, c.group(8));
+        concerns.put(c.group(1), status);
+      } else if (t.matches()) {
         tier = t.group(1);
         reason = t.group(2);
         if (t.group(3) != null && !t.group(3).isBlank()) {
-          for (String c : t.group(3).split(",\\s*")) {
-            running.add(c.strip());
+          for (String name : t.group(3).split(",\\s*")) {
+            running.add(name.strip());
           }
         }
       } else if (n.matches()) {
         cannot.put(n.group(1), n.group(2));
       }
     }
-    return tier == null ? Optional.empty() : Optional.of(new Programs(tier, reason, running, cannot));
+    return tier == null ? Optional.empty() : Optional.of(new Programs(tier, reason, running, cannot, concerns));
   }
 
   /** The trace lines of a phase of one type, in one scenario's namespace and on a port, since it began. */
