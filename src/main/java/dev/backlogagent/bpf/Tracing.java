@@ -9,6 +9,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -24,19 +25,29 @@ public final class Tracing implements AutoCloseable {
 
   /**
    * How to run bpftrace: which binary, its positional parameters, where to write program files, how long
-   * a program may take to attach, and how long it must outlive its "attached_probes" claim.
+   * a program may take to attach, the variables to add to its environment (BPFTRACE_BTF where the kernel's
+   * types are not where bpftrace looks), and how long it must outlive its "attached_probes" claim.
    */
   public record Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout,
-      Duration attachGrace) {
+      Map<String, String> environment, Duration attachGrace) {
+    public Launch {
+      environment = Map.copyOf(environment);
+    }
+
     public Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout) {
-      this(bpftrace, arguments, workDirectory, attachTimeout, ProgramSupervisor.DEFAULT_ATTACH_GRACE);
+      this(bpftrace, arguments, workDirectory, attachTimeout, Map.of());
+    }
+
+    public Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout,
+        Map<String, String> environment) {
+      this(bpftrace, arguments, workDirectory, attachTimeout, environment, ProgramSupervisor.DEFAULT_ATTACH_GRACE);
     }
 
     /** A launch whose deadline and grace fit this machine, from the kernel probe's one-probe attach time. */
     public static Launch fitting(Path bpftrace, List<String> arguments, Path workDirectory, Duration floor,
-        long probeAttachMillis) {
+        long probeAttachMillis, Map<String, String> environment) {
       Duration grace = Duration.ofMillis(Math.max(0, probeAttachMillis) * PROBE_GRACE_FACTOR);
-      return new Launch(bpftrace, arguments, workDirectory, attachDeadline(floor, probeAttachMillis),
+      return new Launch(bpftrace, arguments, workDirectory, attachDeadline(floor, probeAttachMillis), environment,
           grace.compareTo(ProgramSupervisor.DEFAULT_ATTACH_GRACE) > 0 ? grace : ProgramSupervisor.DEFAULT_ATTACH_GRACE);
     }
   }
@@ -232,7 +243,8 @@ public final class Tracing implements AutoCloseable {
         .ifPresent(setpriv -> command.addAll(List.of(setpriv.toString(), "--pdeathsig", "KILL", "--")));
     command.addAll(List.of(launch.bpftrace().toString(), "-f", "json", "-B", "none", file.toString()));
     command.addAll(launch.arguments());
-    return new ProgramSupervisor(program.name(), command, sink, Backoff.standard(), launch.attachGrace()).start();
+    return new ProgramSupervisor(program.name(), command, launch.environment(), sink, Backoff.standard(),
+        launch.attachGrace()).start();
   }
 
   public List<Concern> running() {
