@@ -618,6 +618,9 @@ class TraceOverheadBenchmark {
     private void awaitReady(Lines lines, String what) throws InterruptedException {
       String line = lines.awaitReady(READY_TIMEOUT);
       if (line == null) {
+        // A child that refused to start has said why on stderr: let the reader threads take it in.
+        process.waitFor(2, TimeUnit.SECONDS);
+        Thread.sleep(200);
         close();
         throw new AssertionError("no " + what + " within " + READY_TIMEOUT.toSeconds() + " s; stderr:\n" + stderr.tail()
             + "\nstdout:\n" + stdout.tail());
