@@ -33,8 +33,8 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * What tracing costs under a loopback connection storm: the agent ({@code backlog-agent trace}, the real jar, as
- * a subprocess) against no tracer and against the cheapest useful tracer, a bpftrace that only counts state
+ * What tracing costs under a loopback connection storm: the agent (the real jar, as a subprocess: the daemon,
+ * {@code backlog-agent run} with the default configuration, and {@code backlog-agent trace}) against no tracer and against the cheapest useful tracer, a bpftrace that only counts state
  * changes in a kernel map ({@code bpf/states.bt}). The storm ({@code bpf/test/storm.c}: connect/close with
  * SO_LINGER 0 against accept/close) runs in a namespace of its own; configurations alternate, round after
  * round, because this machine's storm rate varies 10-20 % between runs.
@@ -44,9 +44,10 @@ import org.junit.jupiter.api.Test;
  * (utime + stime) of its whole process tree (the agent's JVM and its bpftrace children), sampled after the
  * tracer is ready and has settled, so that JVM start-up and bpftrace's compile are not counted.
  *
- * <p>The agent ships and runs (systemd too) through its launcher, {@code agent/backlog-agent}: the launcher's figure
- * is the agent's cost, printed last against the target; {@code java -jar} with the JVM's default flags is printed
- * too. Prints figures; asserts only that it measured something. Needs {@code target/backlog-agent.jar}
+ * <p>The agent ships and runs (systemd too) through its launcher, {@code agent/backlog-agent}: the figures of
+ * {@code run} and {@code trace} through it are the agent's cost, printed last against the target;
+ * {@code -Dbench.javaJar=true} adds {@code java -jar} with the JVM's default flags, and
+ * {@code -Dbench.basePrograms=DIR} both again with other programs, to price a change to bpf/ in the same run. Prints figures; asserts only that it measured something. Needs {@code target/backlog-agent.jar}
  * ({@code mvn -q -o package -DskipTests}). Run: {@code mvn -B verify -Pbench -Dtest=TraceOverheadBenchmark
  * -Dsurefire.failIfNoSpecifiedTests=false}; {@code -Dbench.rounds=N} (default 8) and
  * {@code -Dbench.stormSeconds=S} (default 4) change the shape; {@code -Dbench.warmupSeconds=S} measures each tracer
