@@ -107,14 +107,14 @@ public final class Tracing implements AutoCloseable {
       throws IOException {
     Path file = Files.createTempFile(launch.workDirectory(), program.name().length() > 40 ? "combined-" : program.name() + "-", ".bt",
         PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-    Files.writeString(file, program.source());
+    Files.writeString(file, program.source() + ProgramSupervisor.HEARTBEAT_PROBE);
     List<String> command = new ArrayList<>();
     // The child dies with the thread that started it, so a JVM killed with SIGKILL leaves no probe behind.
     ChildProcess.findExecutable("setpriv")
         .ifPresent(setpriv -> command.addAll(List.of(setpriv.toString(), "--pdeathsig", "KILL", "--")));
     command.addAll(List.of(launch.bpftrace().toString(), "-f", "json", "-B", "none", file.toString()));
     command.addAll(launch.arguments());
-    return new ProgramSupervisor(program.name(), command, sink, Backoff.standard()).start();
+    return new ProgramSupervisor(program.name(), command, sink, Backoff.standard(), ProgramSupervisor.SILENCE_LIMIT).start();
   }
 
   public List<Concern> running() {

@@ -35,6 +35,8 @@ import java.util.function.Predicate;
  */
 public final class ListenerWatch implements AutoCloseable {
   private static final System.Logger LOG = System.getLogger(ListenerWatch.class.getName());
+  /** How often the programs print and clear their maps ($1). */
+  static final long FLUSH_SECONDS = 1;
 
   /**
    * What to watch and how.
@@ -117,9 +119,10 @@ public final class ListenerWatch implements AutoCloseable {
     for (Concern concern : Concern.forTier(tier, fentry, settings.states())) {
       chosen.add(BpfProgram.load(concern, settings.programs()));
     }
-    long intervalSeconds = Math.max(1, settings.interval().toSeconds());
+    // The programs flush their maps every second whatever the interval (the correlator adds the flushes up):
+    // a child killed with SIGKILL, which prints nothing on the way out, then takes at most a second of counts.
     Tracing.Launch launch = new Tracing.Launch(bpftracePath,
-        List.of(Long.toString(intervalSeconds), Long.toString(settings.slowAcceptMillis())),
+        List.of(Long.toString(FLUSH_SECONDS), Long.toString(settings.slowAcceptMillis())),
         workDirectory, Duration.ofSeconds(60));
     tracing = Tracing.start(chosen, launch, this::take);
   }
