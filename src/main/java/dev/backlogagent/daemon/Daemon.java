@@ -131,6 +131,7 @@ public final class Daemon {
    * (attached, then detached). 0 when everything works, 1 when something cannot run.
    */
   public int check() throws IOException, InterruptedException, ConfigException {
+    ConfiguredTargets.check(config, source());
     AgentConfig.Exporters noPort = new AgentConfig.Exporters(
         new AgentConfig.Prometheus(false, config.exporters().prometheus().host(), config.exporters().prometheus().port()),
         config.exporters().otlp());
@@ -157,6 +158,7 @@ public final class Daemon {
 
   /** Runs until a stop request; returns the exit code. */
   public int run() throws IOException, InterruptedException, ConfigException {
+    ConfiguredTargets.check(config, source());
     try {
       startTelemetry(config);
     } catch (Telemetry.StartException e) {
@@ -234,6 +236,7 @@ public final class Daemon {
     AgentConfig next;
     try {
       next = loader.load(configFile);
+      ConfiguredTargets.check(next, source());
     } catch (ConfigException e) {
       LOG.log(System.Logger.Level.WARNING, "reload refused, keeping the running configuration: {0}", e.getMessage());
       lifecycle.status("reload refused: " + e.getMessage());
@@ -278,6 +281,10 @@ public final class Daemon {
         + "; exporting to " + (telemetry == null ? "nothing" : telemetry.description()));
     out.flush();
     lifecycle.ready(statusLine());
+  }
+
+  private String source() {
+    return (configFile == null ? ConfigLoader.DEFAULT_FILE : configFile).toString();
   }
 
   private void stop() {
