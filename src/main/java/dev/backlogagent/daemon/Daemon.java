@@ -41,6 +41,8 @@ public final class Daemon {
   private static final System.Logger LOG = System.getLogger(Daemon.class.getName());
   /** What systemd allows for a stop is 5 s in our unit; the children and the last export share it. */
   private static final long LAST_EXPORT_MILLIS = 3000;
+  /** The whole stop, from the request to the exit, with room left for the JVM to exit. */
+  private static final long STOP_MILLIS = 4500;
 
   /** How the daemon tells its supervisor (systemd) where it is. */
   public interface Lifecycle {
@@ -291,9 +293,11 @@ public final class Daemon {
     lifecycle.stopping();
     // The children stop first (their last maps are printed on the way out), then one last interval is
     // taken and exported, so that what was counted up to the stop is not lost.
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(STOP_MILLIS);
     watch.stopPrograms();
     tick();
-    stopTelemetry();
+    long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+    stopTelemetry(Math.max(200, Math.min(LAST_EXPORT_MILLIS, left)));
     watch.close();
     out.println("stopped");
     out.flush();
@@ -312,11 +316,15 @@ public final class Daemon {
   }
 
   private void stopTelemetry() {
+    stopTelemetry(LAST_EXPORT_MILLIS);
+  }
+
+  private void stopTelemetry(long millis) {
     if (telemetry == null) {
       return;
     }
     incidents.endAll();
-    telemetry.close(LAST_EXPORT_MILLIS); // collects and pushes once more before the exporters stop
+    telemetry.close(millis); // collects and pushes once more before the exporters stop
     metrics.close();
     telemetry = null;
   }

@@ -211,9 +211,21 @@ public final class Telemetry implements AutoCloseable {
     return CompletableResultCode.ofAll(List.of(metrics, traces)).join(millis, TimeUnit.MILLISECONDS).isSuccess();
   }
 
-  /** Flushes a last export and stops the exporters (and the Prometheus endpoint), at most {@code millis}. */
+  /**
+   * Flushes a last export and stops the exporters (and the Prometheus endpoint), taking at most
+   * {@code millis}. The SDK's shutdown blocks its caller (the metric reader waits up to 5 s for its
+   * scheduler, then up to 5 s for the last export, which a collector that never answers makes the full
+   * 10 s), so it runs on a thread of its own that is left behind when the time is up.
+   */
   public void close(long millis) {
-    sdk.shutdown().join(millis, TimeUnit.MILLISECONDS);
+    Thread shutdown = new Thread(() -> sdk.shutdown().join(millis, TimeUnit.MILLISECONDS), "otel-shutdown");
+    shutdown.setDaemon(true);
+    shutdown.start();
+    try {
+      shutdown.join(Math.max(1, millis));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   @Override
