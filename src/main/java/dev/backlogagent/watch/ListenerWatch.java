@@ -8,6 +8,7 @@ import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.decode.TraceEventDecoder;
+import dev.backlogagent.kernel.ChildProcess;
 import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.kernel.KernelProbe;
 import dev.backlogagent.kernel.Tier;
@@ -115,8 +116,18 @@ public final class ListenerWatch implements AutoCloseable {
     boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
     Path bpftracePath = settings.bpftrace() != null ? settings.bpftrace()
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
+    List<Concern> concerns = Concern.forTier(tier, fentry, settings.states());
+    if (!concerns.isEmpty()) {
+      try {
+        // As root, run no bpftrace that others could replace, whichever tier was asked for.
+        dev.backlogagent.config.FileTrust.forThisProcess().checkExecutable(bpftracePath.isAbsolute() ? bpftracePath
+            : ChildProcess.findExecutable(bpftracePath.toString()).orElse(bpftracePath), "bpftrace executable");
+      } catch (dev.backlogagent.config.ConfigException e) {
+        throw new IOException(e.getMessage(), e);
+      }
+    }
     List<BpfProgram> chosen = new ArrayList<>();
-    for (Concern concern : Concern.forTier(tier, fentry, settings.states())) {
+    for (Concern concern : concerns) {
       chosen.add(BpfProgram.load(concern, settings.programs()));
     }
     // The programs flush their maps every second whatever the interval (the correlator adds the flushes up):
