@@ -91,7 +91,7 @@ public final class ListenerWatch implements AutoCloseable {
     this.requested = RequestedBacklogBook.load(settings.stateFile());
     this.reader = InventoryReader.ofHost(requested);
     this.correlator = new ListenerCorrelator(TracepointSymbols.dropReasons());
-    this.workDirectory = Files.createTempDirectory("backlog-agent-");
+    this.workDirectory = WorkDirectory.create(Path.of(System.getProperty("java.io.tmpdir")));
   }
 
   /**
