@@ -46,6 +46,14 @@ class ConfigHardeningTest {
   }
 
   @Test
+  void listenersMaxIsCappedByWhatTheHeapCanExport() throws Exception {
+    assertThat(loader.parse("c", "listeners: {max: 2000}\n").listeners().max()).isEqualTo(AgentConfig.Listeners.MAX_EXPORTED);
+    assertThatThrownBy(() -> loader.parse("c", "listeners: {max: 7000}\n")).isInstanceOf(ConfigException.class)
+        .hasMessage("c: key 'listeners.max': must be between 1 and 2000 (what the agent's heap can export; see "
+            + "docs/hardening.md), got 7000");
+  }
+
+  @Test
   void aDuplicatedKeyIsStillRefused() {
     assertThatThrownBy(() -> loader.parse("c", "interval: 1s\ninterval: 2s\n"))
         .isInstanceOf(ConfigException.class).hasMessageContaining("'interval'").hasMessageNotContaining("\n");
