@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     versionProvider = Version.class,
     description = "Tells why TCP connections are lost at the door of this host's servers.",
-    subcommands = {DoctorCommand.class, ListenersCommand.class, TraceCommand.class, RunCommand.class})
+    subcommands = {DoctorCommand.class, ListenersCommand.class, TraceCommand.class, WatchCommand.class, RunCommand.class})
 public final class BacklogAgent implements Runnable {
   /**
    * The SDK's exporters log every failed export (two lines each, with the collector down for an hour: a

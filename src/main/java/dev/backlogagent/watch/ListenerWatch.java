@@ -1,7 +1,9 @@
 package dev.backlogagent.watch;
 
-import dev.backlogagent.bpf.BpfProgram;
 import dev.backlogagent.bpf.Concern;
+import dev.backlogagent.bpf.ConcernStatus;
+import dev.backlogagent.bpf.ProgramChoice;
+import dev.backlogagent.bpf.TracepointFormats;
 import dev.backlogagent.bpf.SupervisorStatus;
 import dev.backlogagent.bpf.Tracing;
 import dev.backlogagent.decode.BpftraceRecord;
@@ -50,6 +52,7 @@ public final class ListenerWatch implements AutoCloseable {
    * @param stateFile where requested backlogs are kept between runs
    * @param scope which namespace and port the inventory reads
    * @param events which listener keys' events to keep (the rest are not correlated)
+   * @param attachTimeout the least time a program may take to compile and attach (more on a slow machine)
    */
   public record Settings(
       Tier tier,
@@ -60,7 +63,8 @@ public final class ListenerWatch implements AutoCloseable {
       boolean states,
       Path stateFile,
       InventoryReader.Scope scope,
-      Predicate<ListenerKey> events) {}
+      Predicate<ListenerKey> events,
+      Duration attachTimeout) {}
 
   /** Who hears about rare events as they come (listen calls, resets, slow accepts, overflow starts). */
   public interface Observer {
@@ -116,8 +120,9 @@ public final class ListenerWatch implements AutoCloseable {
     boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
     Path bpftracePath = settings.bpftrace() != null ? settings.bpftrace()
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
-    List<Concern> concerns = Concern.forTier(tier, fentry, settings.states());
-    if (!concerns.isEmpty()) {
+    // Each concern's program by what this kernel's tracepoints offer (variants for older kernels).
+    List<ProgramChoice> choices = ProgramChoice.choose(tier, fentry, settings.states(), TracepointFormats.ofThisKernel());
+    if (!choices.isEmpty()) {
       try {
         // As root, run no bpftrace that others could replace, whichever tier was asked for.
         dev.backlogagent.config.FileTrust.forThisProcess().checkExecutable(bpftracePath.isAbsolute() ? bpftracePath
@@ -126,16 +131,14 @@ public final class ListenerWatch implements AutoCloseable {
         throw new IOException(e.getMessage(), e);
       }
     }
-    List<BpfProgram> chosen = new ArrayList<>();
-    for (Concern concern : concerns) {
-      chosen.add(BpfProgram.load(concern, settings.programs()));
-    }
+    long probeMillis = host.attach() != null && host.attach().tracepoint() != null ? host.attach().tracepoint().millis() : 0;
+    Duration floor = settings.attachTimeout() == null ? Tracing.DEFAULT_ATTACH_TIMEOUT : settings.attachTimeout();
     // The programs flush their maps every second whatever the interval (the correlator adds the flushes up):
     // a child killed with SIGKILL, which prints nothing on the way out, then takes at most a second of counts.
     Tracing.Launch launch = new Tracing.Launch(bpftracePath,
         List.of(Long.toString(FLUSH_SECONDS), Long.toString(settings.slowAcceptMillis())),
-        workDirectory, Duration.ofSeconds(60));
-    tracing = Tracing.start(chosen, launch, this::take);
+        workDirectory, Tracing.attachDeadline(floor, probeMillis));
+    tracing = Tracing.start(choices, settings.programs(), launch, this::take);
   }
 
   /** Decodes one bpftrace record; runs on a child's reader thread. */
@@ -200,6 +203,11 @@ public final class ListenerWatch implements AutoCloseable {
 
   public List<Tracing.Failure> failures() {
     return tracing == null ? List.of() : tracing.failures();
+  }
+
+  /** One status line per concern: runs, as which variant, or why it cannot. */
+  public List<ConcernStatus> concerns() {
+    return tracing == null ? List.of() : tracing.concerns();
   }
 
   public List<SupervisorStatus> supervisors() {

@@ -91,7 +91,7 @@ class ExportMemoryBenchmark {
     try (Telemetry telemetry = Telemetry.start(new AgentConfig.Exporters(new AgentConfig.Prometheus(true, "127.0.0.1", port),
         null), new ExportHealth(), Math.max(2000, 2 * n))) {
       BacklogMetrics metrics = new BacklogMetrics(telemetry.meter(), book,
-          () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of()));
+          () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of(), List.of()));
       IntervalReport report = report(n, true);
       long bytes = 0;
       for (int i = 0; i < 3; i++) {
@@ -125,7 +125,7 @@ class ExportMemoryBenchmark {
     ListenerBook book = new ListenerBook();
     try (Telemetry telemetry = Telemetry.start(exporters, new ExportHealth(), Math.max(2000, 2 * n))) {
       BacklogMetrics metrics = new BacklogMetrics(telemetry.meter(), book,
-          () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of()));
+          () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of(), List.of()));
       IntervalReport report = report(n, busy);
       for (int i = 0; i < 2; i++) {
         metrics.record(book.update(report, ListenerFilter.all(), n));
