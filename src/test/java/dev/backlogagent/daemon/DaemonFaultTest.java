@@ -149,6 +149,43 @@ class DaemonFaultTest {
     }
   }
 
+  @Test
+  void aChildKilledMidIntervalKeepsTheCountsItHadFlushed() throws Exception {
+    KernelTests.requireCommand("ip");
+    KernelTests.requireCommand("bpftrace");
+    try (TestNetns ns = TestNetns.create()) {
+      ListenerProcess server = ns.startListener("--backlog", "512", "--connect-later");
+      int prometheus = DaemonProcess.freePort();
+      Path config = DaemonProcess.config(dir, """
+          interval: 10s
+          state_file: %s
+          listeners: {netns: ["%d"]}
+          exporters: {prometheus: {port: %d}}
+          """.formatted(dir.resolve("state.json"), ns.inode(), prometheus));
+      try (DaemonProcess daemon = DaemonProcess.start(Map.of(), "--config", config.toString())) {
+        daemon.awaitStarted();
+        long bpftrace = daemon.descendants().stream().filter(p -> ProcessHandle.of(p).flatMap(h -> h.info().command())
+            .map(c -> c.endsWith("bpftrace")).orElse(false)).findFirst().orElseThrow();
+        server.connect(200); // 200 handshakes, in the middle of a 10 s interval
+        Thread.sleep(2500);  // more than a flush period, less than the interval
+        TestNetns.run("kill", "-KILL", Long.toString(bpftrace));
+        String warning = awaitStderr(daemon, l -> l.contains("was killed (SIGKILL)"), Duration.ofSeconds(10));
+        assertThat(warning).contains("at most 1 s, is lost");
+        Map<String, String> listener = Map.of("network_local_port", Integer.toString(server.port()));
+        long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+        double handshakes = -1;
+        while (System.nanoTime() < deadline && handshakes < 200) {
+          Thread.sleep(1000);
+          handshakes = PrometheusText.value(DaemonProcess.scrape(prometheus), "tcp_listen_handshakes_total", listener).orElse(-1);
+        }
+        assertThat(handshakes).as("handshakes counted although the child died before the interval closed; "
+            + daemon.transcript()).isEqualTo(200.0);
+        daemon.signal("TERM");
+        assertThat(daemon.awaitExit(Duration.ofSeconds(10))).isZero();
+      }
+    }
+  }
+
   private static String awaitStderr(DaemonProcess daemon, java.util.function.Predicate<String> matches, Duration timeout)
       throws InterruptedException {
     long deadline = System.nanoTime() + timeout.toNanos();
