@@ -47,10 +47,10 @@ class ConfigHardeningTest {
 
   @Test
   void listenersMaxIsCappedByWhatTheHeapCanExport() throws Exception {
-    assertThat(loader.parse("c", "listeners: {max: 2000}\n").listeners().max()).isEqualTo(AgentConfig.Listeners.MAX_EXPORTED);
-    assertThatThrownBy(() -> loader.parse("c", "listeners: {max: 7000}\n")).isInstanceOf(ConfigException.class)
-        .hasMessage("c: key 'listeners.max': must be between 1 and 2000 (what the agent's heap can export; see "
-            + "docs/hardening.md), got 7000");
+    assertThat(loader.parse("c", "listeners: {max: 750}\n").listeners().max()).isEqualTo(AgentConfig.Listeners.MAX_EXPORTED);
+    assertThatThrownBy(() -> loader.parse("c", "listeners: {max: 751}\n")).isInstanceOf(ConfigException.class)
+        .hasMessage("c: key 'listeners.max': must be between 1 and 750 (what the agent's heap can export; see "
+            + "docs/hardening.md), got 751");
   }
 
   @Test

@@ -192,7 +192,7 @@ class DaemonTest {
       assertThat(daemon.awaitExit(Duration.ofSeconds(30))).isEqualTo(2);
       Thread.sleep(200);
       assertThat(daemon.stderr()).containsExactly(
-          "backlog-agent: " + file + ": key 'listeners.max': must be between 1 and 2000 (what the agent's heap can export; see docs/hardening.md), got 0");
+          "backlog-agent: " + file + ": key 'listeners.max': must be between 1 and 750 (what the agent's heap can export; see docs/hardening.md), got 0");
     }
     // A bad OTEL_* value is a bad configuration too; a Prometheus port in use is the host's problem (exit 1).
     Path good = DaemonProcess.config(dir, "state_file: " + dir.resolve("s.json") + "\n");
