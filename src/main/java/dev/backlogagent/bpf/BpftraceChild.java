@@ -92,9 +92,11 @@ public final class BpftraceChild implements AutoCloseable {
   /** Sends a signal by name (e.g. "CONT") with kill(1); Java's Process offers only TERM and KILL. */
   public void signal(String name) {
     try {
-      Process kill = new ProcessBuilder("kill", "-" + name, Long.toString(process.pid()))
+      // The system's kill(1), not whichever PATH finds first: the agent runs as root.
+      String kill = java.nio.file.Files.isExecutable(java.nio.file.Path.of("/usr/bin/kill")) ? "/usr/bin/kill" : "/bin/kill";
+      Process signal = new ProcessBuilder(kill, "-" + name, Long.toString(process.pid()))
           .redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
-      kill.waitFor(2, TimeUnit.SECONDS);
+      signal.waitFor(2, TimeUnit.SECONDS);
     } catch (IOException e) {
       // no kill(1): close() still ends the child with SIGKILL
     } catch (InterruptedException e) {

@@ -56,11 +56,6 @@ public final class FileTrust {
     }
   }
 
-  /** True when this trust checks anything (the agent runs as root). */
-  public boolean checksAsRoot() {
-    return asRoot;
-  }
-
   private static void checkOne(Path path, String what) throws ConfigException {
     PosixFileAttributes attrs;
     try {
