@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
@@ -33,13 +34,17 @@ public final class BpftraceChild implements AutoCloseable {
    */
   public static BpftraceChild start(String name, List<String> command, Consumer<String> stdout, Consumer<String> stderr)
       throws IOException {
-    return start(name, command, stdout, stderr, bytes -> {});
+    return start(name, command, Map.of(), stdout, stderr, bytes -> {});
   }
 
-  /** As {@link #start(String, List, Consumer, Consumer)}; {@code overlong} hears the length of each dropped line. */
-  public static BpftraceChild start(String name, List<String> command, Consumer<String> stdout, Consumer<String> stderr,
-      Consumer<Long> overlong) throws IOException {
+  /**
+   * The same, with these variables added to the child's environment; {@code overlong} hears the length of
+   * each line dropped for being longer than the limit.
+   */
+  public static BpftraceChild start(String name, List<String> command, Map<String, String> environment,
+      Consumer<String> stdout, Consumer<String> stderr, Consumer<Long> overlong) throws IOException {
     ProcessBuilder builder = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.PIPE);
+    builder.environment().putAll(environment);
     // Every map of a bpftrace process shares this bound (default 4096 keys), and a hist() takes a key per
     // bucket: a few hundred busy listeners would fill it, and a full map drops new keys silently.
     builder.environment().putIfAbsent("BPFTRACE_MAP_KEYS_MAX", "16384");

@@ -8,6 +8,7 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -29,7 +30,8 @@ public final class ProgramSupervisor implements AutoCloseable {
   private static final Duration STABLE_RUN = Duration.ofSeconds(60);
   /** Debugging aid: every stdout line of every child, appended to this file (env BACKLOG_AGENT_RAW_LOG). */
   private static final String RAW_LOG = System.getenv("BACKLOG_AGENT_RAW_LOG");
-  private static final long ATTACH_GRACE_NANOS = Duration.ofMillis(1500).toNanos();
+  /** How long bpftrace must stay alive after claiming "attached_probes" for the claim to hold, where nothing says otherwise. */
+  public static final Duration DEFAULT_ATTACH_GRACE = Duration.ofMillis(1500);
   /** What the heartbeat probe prints; the supervisor takes it and hands nothing on. */
   static final String HEARTBEAT = "backlog-agent heartbeat";
   /** A probe that prints {@link #HEARTBEAT} every second, appended to every program the agent runs. */
@@ -40,6 +42,7 @@ public final class ProgramSupervisor implements AutoCloseable {
 
   private final String name;
   private final List<String> command;
+  private final Map<String, String> environment;
   private final Consumer<BpftraceRecord> sink;
   private final Backoff backoff;
   private final BpftraceJsonReader reader = new BpftraceJsonReader();
@@ -49,6 +52,7 @@ public final class ProgramSupervisor implements AutoCloseable {
   private final AtomicLong malformed = new AtomicLong();
   private final AtomicLong lost = new AtomicLong();
   private final Deque<String> recentErrors = new ArrayDeque<>();
+  private final long attachGraceNanos;
   private final Duration silenceLimit;
   private volatile long lastLineAt;
 
@@ -65,18 +69,35 @@ public final class ProgramSupervisor implements AutoCloseable {
   private String lastError;
 
   public ProgramSupervisor(String name, List<String> command, Consumer<BpftraceRecord> sink, Backoff backoff) {
-    this(name, command, sink, backoff, null);
+    this(name, command, Map.of(), sink, backoff);
+  }
+
+  /** The same, with these variables added to the child's environment (e.g. BPFTRACE_BTF). */
+  public ProgramSupervisor(String name, List<String> command, Map<String, String> environment,
+      Consumer<BpftraceRecord> sink, Backoff backoff) {
+    this(name, command, environment, sink, backoff, DEFAULT_ATTACH_GRACE);
   }
 
   /**
-   * A supervisor that also restarts a child that printed nothing for {@code silenceLimit} once attached
-   * (null: never); only for programs that carry {@link #HEARTBEAT_PROBE}.
+   * The same, with the time bpftrace must outlive its "attached_probes" claim (it prints it before the
+   * verifier has seen every probe: a slow machine needs longer to tell a refusal).
    */
-  public ProgramSupervisor(String name, List<String> command, Consumer<BpftraceRecord> sink, Backoff backoff,
-      Duration silenceLimit) {
+  public ProgramSupervisor(String name, List<String> command, Map<String, String> environment,
+      Consumer<BpftraceRecord> sink, Backoff backoff, Duration attachGrace) {
+    this(name, command, environment, sink, backoff, attachGrace, null);
+  }
+
+  /**
+   * The same, also restarting a child that printed nothing for {@code silenceLimit} once attached (null:
+   * never); only for programs that carry {@link #HEARTBEAT_PROBE}.
+   */
+  public ProgramSupervisor(String name, List<String> command, Map<String, String> environment,
+      Consumer<BpftraceRecord> sink, Backoff backoff, Duration attachGrace, Duration silenceLimit) {
+    this.attachGraceNanos = attachGrace.toNanos();
     this.silenceLimit = silenceLimit;
     this.name = name;
     this.command = List.copyOf(command);
+    this.environment = Map.copyOf(environment);
     this.sink = sink;
     this.backoff = backoff;
     // The thread that starts the child lives as long as the child: --pdeathsig follows the parent thread.
@@ -118,11 +139,11 @@ public final class ProgramSupervisor implements AutoCloseable {
       long started = System.nanoTime();
       try {
         lastLineAt = System.nanoTime();
-        child = BpftraceChild.start(name, command, this::onStdout, this::onStderr, this::onOverlong);
+        child = BpftraceChild.start(name, command, environment, this::onStdout, this::onStderr, this::onOverlong);
         while (!closed && !child.waitFor(200)) {
           // A probe that cannot attach makes bpftrace exit within moments of its claim; alive after
           // the grace period, the claim holds.
-          if (!attachedThisRun && attachClaimedAt != 0 && System.nanoTime() - attachClaimedAt > ATTACH_GRACE_NANOS) {
+          if (!attachedThisRun && attachClaimedAt != 0 && System.nanoTime() - attachClaimedAt > attachGraceNanos) {
             confirmAttached();
           }
           if (attachedThisRun && silenceLimit != null && System.nanoTime() - lastLineAt > silenceLimit.toNanos()) {
@@ -241,9 +262,7 @@ public final class ProgramSupervisor implements AutoCloseable {
       return;
     }
     if (record instanceof BpftraceRecord.Printed p && p.text().strip().equals(HEARTBEAT)) {
-      if (!attachedThisRun && attachClaimedAt != 0) {
-        confirmAttached(); // an interval probe fired: the probes are live
-      }
+      // A sign of life, not of the attach: the interval probe can fire before slower probes are attached.
       return;
     }
     if (record instanceof BpftraceRecord.Attached) {

@@ -97,6 +97,9 @@ public final class ConfigLoader {
         throw new ConfigException(chosen + ": key 'bpftrace': " + e.getMessage());
       }
     }
+    if (config.btf() != null && !(Files.isRegularFile(config.btf()) && Files.isReadable(config.btf()))) {
+      throw new ConfigException(chosen + ": key 'btf': " + config.btf() + " is not a readable file");
+    }
     return config;
   }
 
