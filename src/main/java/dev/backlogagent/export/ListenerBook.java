@@ -106,11 +106,12 @@ public final class ListenerBook {
   }
 
   /**
-   * Drops that met a full accept queue: the interval's sk_drops rise when the diagnosis is an accept-queue
-   * overflow (sk_drops counts every drop at the listener, so it is the one count that every tier has).
+   * Drops that met a full accept queue: the part of the interval's sk_drops rise that the diagnosis found
+   * to be accept-queue overflows (sk_drops counts every drop at the listener, so it is the one count that
+   * every tier has).
    */
   static long overflows(ListenerInterval li) {
-    return li.troubles().contains(Trouble.ACCEPT_QUEUE_OVERFLOW) ? li.drops() : 0;
+    return li.count(Trouble.ACCEPT_QUEUE_OVERFLOW);
   }
 
   public List<Row> rows() {

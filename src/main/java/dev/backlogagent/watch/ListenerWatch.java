@@ -122,6 +122,14 @@ public final class ListenerWatch implements AutoCloseable {
         List.of(Long.toString(intervalSeconds), Long.toString(settings.slowAcceptMillis())),
         workDirectory, Duration.ofSeconds(60));
     tracing = Tracing.start(chosen, launch, this::take);
+    List<Concern> running = tracing.running();
+    correlator.acceptsObserved(running.contains(Concern.ACCEPT_WAIT) || running.contains(Concern.ACCEPT_WAIT_KPROBE)
+        || running.contains(Concern.ACCEPT_WAIT_FENTRY));
+    // The baseline again, now that the programs see: the first interval then starts when tracing does,
+    // instead of spanning the seconds bpftrace took to compile and attach.
+    Inventory attached = reader.read(settings.scope());
+    latest.set(attached);
+    correlator.close(attached);
   }
 
   /** Decodes one bpftrace record; runs on a child's reader thread. */
