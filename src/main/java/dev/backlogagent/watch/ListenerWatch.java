@@ -161,7 +161,9 @@ public final class ListenerWatch implements AutoCloseable {
 
   /** Reads the inventory and closes the correlator's interval; keeps the requested-backlog book on disk. */
   public IntervalReport closeInterval() throws IOException {
+    java.time.Instant readStarted = java.time.Instant.now();
     Inventory now = reader.read(settings.scope());
+    requested.prune(now, settings.scope(), readStarted);
     for (String skipped : now.skipped()) {
       LOG.log(System.Logger.Level.INFO, "skipped {0}", skipped);
     }
