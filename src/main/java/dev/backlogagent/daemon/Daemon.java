@@ -41,6 +41,8 @@ public final class Daemon {
   private static final System.Logger LOG = System.getLogger(Daemon.class.getName());
   /** What systemd allows for a stop is 5 s in our unit; the children and the last export share it. */
   private static final long LAST_EXPORT_MILLIS = 3000;
+  /** How old queue and limit gauges may be at a scrape. */
+  private static final java.time.Duration GAUGE_AGE = java.time.Duration.ofSeconds(1);
 
   /** How the daemon tells its supervisor (systemd) where it is. */
   public interface Lifecycle {
@@ -166,6 +168,10 @@ public final class Daemon {
       throw new IOException(e.getMessage());
     }
     watch = ListenerWatch.start(settings(config), this::onEvent);
+    // Series at once, from the baseline inventory; then gauges at most a second old whenever an exporter
+    // collects (counters move once per interval).
+    book.refresh(watch.latest(), filter, config.listeners().max());
+    book.readFrom(() -> watch.readInventory(), GAUGE_AGE);
     out.println(started(watch) + "; exporting to " + telemetry.description());
     for (Tracing.Failure f : watch.failures()) {
       out.println("not running " + f.concern() + ": " + f.reason());
@@ -314,9 +320,12 @@ public final class Daemon {
     telemetry = null;
   }
 
-  /** Series per instrument: every exported listener, plus room for those that left during an export period. */
+  /**
+   * Series per instrument: every exported listener times the values of its widest attribute (five trouble
+   * kinds, four flags), plus room for those that left during an export period.
+   */
   private static int cardinality(AgentConfig c) {
-    return Math.max(2000, c.listeners().max() * 2);
+    return Math.max(2000, c.listeners().max() * 10);
   }
 
   static ListenerWatch.Settings settings(AgentConfig c) {

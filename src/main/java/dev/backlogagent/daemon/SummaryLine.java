@@ -29,7 +29,7 @@ final class SummaryLine {
     StringBuilder b = new StringBuilder();
     b.append(listeners).append(listeners == 1 ? " listener" : " listeners")
         .append(" in ").append(report.inventory().namespaces().size()).append(" netns (")
-        .append(book.rows().size()).append(" exported");
+        .append(book.lastRows().size()).append(" exported");
     if (book.leftOut() > 0) {
       b.append(", ").append(book.leftOut()).append(" over the cap");
     }

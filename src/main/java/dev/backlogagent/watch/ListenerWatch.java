@@ -173,6 +173,15 @@ public final class ListenerWatch implements AutoCloseable {
     return report;
   }
 
+  /**
+   * Reads the inventory now, between intervals (fresh gauges for an exporter); the interval is not closed.
+   */
+  public Inventory readInventory() throws IOException {
+    Inventory now = reader.read(settings.scope());
+    latest.set(now);
+    return now;
+  }
+
   public Tier tier() {
     return tier;
   }
