@@ -19,6 +19,7 @@ import picocli.CommandLine.Spec;
 
 /** Prints what {@link KernelProbe} found on this host and the tier the agent would run. */
 @Command(
+    footer = "%nReference: docs/doctor.md in the source tree.",
     name = "doctor",
     mixinStandardHelpOptions = true,
     description =

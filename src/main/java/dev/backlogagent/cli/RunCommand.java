@@ -16,6 +16,7 @@ import sun.misc.Signal;
 
 /** The daemon, as systemd runs it. */
 @Command(
+    footer = "%nReference: docs/daemon.md in the source tree.",
     mixinStandardHelpOptions = true,
     name = "run",
     description = {

@@ -27,13 +27,14 @@ import picocli.CommandLine.Spec;
 
 /** Live tracing for a person at a terminal: one line per event, each explained by its listener and settings. */
 @Command(
+    footer = "%nReference: docs/trace.md in the source tree.",
     mixinStandardHelpOptions = true,
     name = "trace",
     description = "Follows accept-queue overflows, SYN drops, resets and listen() calls live, one line per event.")
 final class TraceCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
-  @Option(names = "--json", description = "Print JSON lines (schema in README) instead of sentences.")
+  @Option(names = "--json", description = "Print JSON lines (fields in docs/trace.md) instead of sentences.")
   boolean json;
 
   @Mixin ListenerScopeOptions scopeOptions;

@@ -73,6 +73,31 @@ public final class Sentences {
     };
   }
 
+  /**
+   * A finding as a headline without numbers, for the watch view's row: "accept queue overflow, the
+   * application is stalled: backlog 4 as requested".
+   */
+  public static String headline(Finding f, Listener l, NamespaceSysctls s) {
+    return switch (f.trouble()) {
+      case ACCEPT_QUEUE_OVERFLOW -> "accept queue overflow" + switch (f.pace()) {
+        case STALLED -> ", the application is stalled";
+        case SLOW -> ", the application accepts too slowly";
+        case UNKNOWN -> "";
+      } + ": " + backlogStory(l, s);
+      case SYN_QUEUE_OVERFLOW -> "SYN queue overflow (a SYN flood, or final ACKs lost)"
+          + (s == null ? "" : "; tcp_syncookies=" + s.tcpSyncookies() + ", tcp_max_syn_backlog=" + s.tcpMaxSynBacklog());
+      case SYN_DROPPED -> (s != null && s.tcpSyncookies() > 0 ? "SYNs dropped that SYN cookies could not answer"
+          : "SYNs dropped with no SYN-queue overflow counted") + (f.shared() ? " (shared with other listeners)" : "");
+      case SYNCOOKIES -> "SYN queue full, answered with SYN cookies" + (s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies() + ")");
+      case UNEXPLAINED_DROPS -> "dropping at the door; no queue was seen full";
+    };
+  }
+
+  /** The finding a one-line view leads with: the largest drop, else the cookies. */
+  public static java.util.Optional<Finding> lead(List<Finding> findings) {
+    return findings.stream().max(java.util.Comparator.comparing((Finding f) -> f.trouble().isDrop()).thenComparingLong(Finding::count));
+  }
+
   /** Short, for the summary line: "35 SYNs and third ACKs (accept queue full, application stalled)". */
   public static String brief(Finding f) {
     String what = switch (f.trouble()) {

@@ -22,7 +22,7 @@ import java.util.function.Supplier;
 import java.util.function.ToLongFunction;
 
 /**
- * Every metric the daemon exports (README lists them with their Prometheus names). Gauges and counters
+ * Every metric the daemon exports (README.md lists them with their Prometheus names). Gauges and counters
  * are observed from the {@link ListenerBook} and the agent's status when an exporter collects; the two
  * histograms are recorded once per interval from the kernel's own power-of-two histograms.
  */
