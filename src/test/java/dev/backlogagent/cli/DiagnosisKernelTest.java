@@ -10,7 +10,6 @@ import dev.backlogagent.testing.TestNetns;
 import dev.backlogagent.testing.TestNetns.ListenerProcess;
 import java.io.PrintWriter;
 import java.io.StringWriter;
-import java.net.InetSocketAddress;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -103,7 +102,7 @@ class DiagnosisKernelTest {
       ListenerProcess[] flooded = new ListenerProcess[1];
       Traced t = trace(ns, state(), true, 7, () -> {
         flooded[0] = ns.startListener("--backlog", "128");
-        overflowed[0] = ns.startListener("--backlog", "4", "--connect", "40");
+        overflowed[0] = ns.startListener("--backlog", "4", "--connect", "40", "--close-after", "2.5");
         flood(ns, flooded[0].port());
         return null;
       });
@@ -210,10 +209,13 @@ class DiagnosisKernelTest {
         server[0] = ns.startListener("--backlog", "4", "--connect", "30");
         return null;
       }, "--interval", "3");
-      // The burst lands in the first interval, which lasted 3 s (bpftrace's seconds of attaching not included).
+      // The burst lands in the first interval, which lasted about 3 s, the real time between its two
+      // inventories — not the 5-6 s it would say with bpftrace's compile and attach time included.
       List<String> overflow = t.text().stream().filter(l -> l.contains(":" + server[0].port() + " ") && l.contains("accept queue full")).toList();
       assertThat(overflow).as(String.join("\n", t.text())).isNotEmpty();
-      assertThat(overflow.get(0)).contains("SYNs and third ACKs dropped in 3 s");
+      java.util.regex.Matcher m = java.util.regex.Pattern.compile("SYNs and third ACKs dropped in ([0-9.]+) s").matcher(overflow.get(0));
+      assertThat(m.find()).as(overflow.get(0)).isTrue();
+      assertThat(Double.parseDouble(m.group(1))).isBetween(2.9, 3.6);
     }
   }
 
@@ -241,7 +243,6 @@ class DiagnosisKernelTest {
       });
       assertThat(resets.stream().mapToLong(r -> r.path("count").asLong()).sum()).isEqualTo(attempts).isEqualTo(rsts);
       assertThat(resets.size()).as("aggregated, not one line per reset").isLessThanOrEqualTo(3);
-      new InetSocketAddress(0).getPort(); // keeps the import honest
     }
   }
 
