@@ -355,7 +355,9 @@ public final class ListenerCorrelator {
   }
 
   private static boolean isLoopback(String address) {
-    return address.startsWith("127.") || address.equals("::1") || address.startsWith("::ffff:127.");
+    // The loopback addresses connections are made to, not all of 127/8: a flood spoofing 127.x.y.z sources
+    // gets resets for its looped-back SYN-ACKs "from" those addresses.
+    return address.equals("127.0.0.1") || address.equals("::1") || address.equals("::ffff:127.0.0.1");
   }
 
   private static boolean isEmpty(Window w) {
