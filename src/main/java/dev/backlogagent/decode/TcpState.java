@@ -17,7 +17,9 @@ public enum TcpState {
   LAST_ACK,
   LISTEN,
   CLOSING,
-  NEW_SYN_RECV;
+  NEW_SYN_RECV,
+  /** A socket bound but never connected or listening (6.7+). */
+  BOUND_INACTIVE;
 
   /** The state of a kernel number, or null for a number this agent does not know. */
   public static TcpState of(int number) {

@@ -1,12 +1,12 @@
 package dev.backlogagent.export;
 
 import dev.backlogagent.decode.BpftraceRecord;
+import dev.backlogagent.decode.TcpState;
 import dev.backlogagent.listener.ListenerFlag;
 import dev.backlogagent.listener.NetNamespace;
 import dev.backlogagent.listener.Trouble;
 import dev.backlogagent.procfs.ListenCounters;
 import dev.backlogagent.procfs.NamespaceSysctls;
-import dev.backlogagent.report.TraceLines;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.common.AttributesBuilder;
@@ -124,9 +124,8 @@ public final class BacklogMetrics {
 
     callbacks.add(meter.counterBuilder("tcp.state.transitions").setUnit("{transition}")
         .setDescription("TCP state transitions of every socket on the host, by old and new state.")
-        .buildWithCallback(m -> book.transitions().forEach((fromTo, n) -> {
-          String[] states = fromTo.split(">");
-          m.record(n, Attributes.of(STATE_FROM, stateValue(states[0]), STATE_TO, stateValue(states[1])));
+        .buildWithCallback(m -> book.transitions().forEach((t, n) -> {
+          m.record(n, Attributes.of(STATE_FROM, stateValue(t.from()), STATE_TO, stateValue(t.to())));
         })));
 
     // The agent itself.
@@ -230,13 +229,8 @@ public final class BacklogMetrics {
    * A TCP state as network.connection.state spells it (close_wait, syn_received, ...); the kernel-only
    * states (NEW_SYN_RECV, BOUND_INACTIVE) in the same lower-case style.
    */
-  static String stateValue(String number) {
-    String name;
-    try {
-      name = TraceLines.stateName(Integer.parseInt(number));
-    } catch (NumberFormatException e) {
-      return number;
-    }
+  static String stateValue(int number) {
+    String name = TcpState.name(number);
     return switch (name) {
       case "SYN_RECV" -> "syn_received";
       case "FIN_WAIT1" -> "fin_wait_1";

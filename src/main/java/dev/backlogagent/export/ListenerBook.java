@@ -1,5 +1,6 @@
 package dev.backlogagent.export;
 
+import dev.backlogagent.decode.StateTransition;
 import dev.backlogagent.diagnosis.AcceptPace;
 import dev.backlogagent.listener.IntervalReport;
 import dev.backlogagent.listener.Inventory;
@@ -18,7 +19,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeMap;
 
 /**
  * The running totals behind the daemon's metrics, kept outside the OpenTelemetry SDK so that they
@@ -70,7 +70,7 @@ public final class ListenerBook {
   private final Set<ListenerIdentity> leftOut = new LinkedHashSet<>();
   private final Map<ListenerIdentity, Totals> totals = new HashMap<>();
   private Map<ListenerIdentity, Verdict> verdicts = Map.of();
-  private final Map<String, Long> transitions = new TreeMap<>();
+  private final Map<StateTransition, Long> transitions = new HashMap<>();
   private long leftOutCount;
   private ListenerFilter filter = ListenerFilter.all();
   private int max = Integer.MAX_VALUE;
@@ -80,7 +80,7 @@ public final class ListenerBook {
   private volatile long lastReadNanos = System.nanoTime();
   private volatile List<Row> rows = List.of();
   private volatile List<NetNamespace> namespaces = List.of();
-  private volatile Map<String, Long> transitionTotals = Map.of();
+  private volatile Map<StateTransition, Long> transitionTotals = Map.of();
 
   /** Where fresh inventories come from when an exporter collects and the gauges are older than {@code age}. */
   public void readFrom(InventorySource inventories, Duration age) {
@@ -246,8 +246,8 @@ public final class ListenerBook {
     return namespaces;
   }
 
-  /** Cumulative state transitions, keyed "FROM>TO" by state number. */
-  public Map<String, Long> transitions() {
+  /** Cumulative state transitions. */
+  public Map<StateTransition, Long> transitions() {
     return transitionTotals;
   }
 

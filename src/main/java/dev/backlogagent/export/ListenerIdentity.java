@@ -1,5 +1,6 @@
 package dev.backlogagent.export;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.listener.Listener;
 import dev.backlogagent.procfs.ProcessIdentity;
@@ -76,7 +77,7 @@ public record ListenerIdentity(
 
   /** How a person names it: python3[812] 0.0.0.0:80. */
   public String label() {
-    String where = (family.equals("ipv6") ? "[" + address + "]" : address) + ":" + port;
+    String where = AddressFamily.ofLabel(family).endpoint(address, port);
     return executable == null ? where : executable + "[" + pid + "] " + where;
   }
 }

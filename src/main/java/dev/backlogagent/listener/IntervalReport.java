@@ -1,5 +1,6 @@
 package dev.backlogagent.listener;
 
+import dev.backlogagent.decode.StateTransition;
 import dev.backlogagent.diagnosis.NamespaceFinding;
 import dev.backlogagent.procfs.ListenCounters;
 import java.time.Duration;
@@ -14,7 +15,7 @@ import java.util.Map;
  * @param length the real time between the inventory that started the interval and the one that ended it
  *     (what every delta of the report is measured over)
  * @param counterDeltas per namespace inode, how much each TcpExt counter rose during the interval
- * @param stateTransitions "FROM>TO" state-number pairs and how often they happened (with STATES on)
+ * @param stateTransitions how often each state change happened, host-wide (with STATES on)
  * @param namespaceFindings per namespace inode, what the diagnosis found there but cannot pin on one listener
  * @param resets resets that concern a listener or a refused connection to a local port, aggregated
  */
@@ -24,6 +25,6 @@ public record IntervalReport(
     Inventory inventory,
     Map<Long, ListenCounters> counterDeltas,
     List<ListenerInterval> listeners,
-    Map<String, Long> stateTransitions,
+    Map<StateTransition, Long> stateTransitions,
     Map<Long, List<NamespaceFinding>> namespaceFindings,
     List<ResetCount> resets) {}

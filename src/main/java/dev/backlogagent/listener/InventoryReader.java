@@ -1,5 +1,6 @@
 package dev.backlogagent.listener;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.netlink.ListeningSocket;
 import dev.backlogagent.netlink.NetNamespaceEntry;
 import dev.backlogagent.netlink.SockDiag;
@@ -138,7 +139,7 @@ public final class InventoryReader {
     }
     return new Listener(
         ns.netns(),
-        socket.family() == ListeningSocket.AF_INET6 ? "ipv6" : "ipv4",
+        AddressFamily.of(socket.family()).label(),
         socket.address(),
         socket.port(),
         socket.queue(),

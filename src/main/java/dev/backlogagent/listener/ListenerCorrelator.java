@@ -1,7 +1,9 @@
 package dev.backlogagent.listener;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
+import dev.backlogagent.decode.StateTransition;
 import dev.backlogagent.decode.TcpState;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.diagnosis.Diagnosis;
@@ -36,7 +38,7 @@ public final class ListenerCorrelator {
   private final TracepointSymbols dropReasons;
   private final Object lock = new Object();
   private Map<ListenerKey, Window> windows = new HashMap<>();
-  private Map<String, Long> states = new TreeMap<>();
+  private Map<StateTransition, Long> states = new LinkedHashMap<>();
   private Inventory previous;
   /** Per namespace, the socket inodes that showed SYN-side activity and in which interval (for cookie attribution). */
   private final Map<Long, Map<Long, Long>> recentSynActivity = new HashMap<>();
@@ -118,7 +120,7 @@ public final class ListenerCorrelator {
           h.buckets().forEach(b -> w.accepts += b.count()); // one wait per accept()
         }
       } else if (event instanceof TraceEvent.StateTransitions s) {
-        states.merge(s.from() + ">" + s.to(), s.count(), Long::sum);
+        states.merge(new StateTransition(s.from(), s.to()), s.count(), Long::sum);
       } else if (event instanceof TraceEvent.ResetSent r) {
         resets.merge(new ResetKey(r.key(), r.state(), r.reason()), 1L, Long::sum);
       } else if (event instanceof TraceEvent.OverflowStart o) {
@@ -191,7 +193,7 @@ public final class ListenerCorrelator {
    */
   public IntervalReport close(Inventory now) {
     Map<ListenerKey, Window> collected;
-    Map<String, Long> transitions;
+    Map<StateTransition, Long> transitions;
     Map<ResetKey, Long> resetCounts;
     Inventory before;
     synchronized (lock) {
@@ -199,7 +201,7 @@ public final class ListenerCorrelator {
       transitions = states;
       resetCounts = resets;
       windows = new HashMap<>();
-      states = new TreeMap<>();
+      states = new LinkedHashMap<>();
       resets = new HashMap<>();
       before = previous;
       previous = now;
@@ -386,7 +388,7 @@ public final class ListenerCorrelator {
   }
 
   private static ListenerKey keyOf(Listener l) {
-    return new ListenerKey(l.netns(), "ipv6".equals(l.family()) ? 10 : 2, l.address(), l.port());
+    return new ListenerKey(l.netns(), AddressFamily.ofLabel(l.family()).number(), l.address(), l.port());
   }
 
   private static ListenCounters delta(ListenCounters now, ListenCounters old) {

@@ -1,6 +1,8 @@
 package dev.backlogagent.report;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
+import dev.backlogagent.decode.StateTransition;
 import dev.backlogagent.decode.TcpState;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.diagnosis.Finding;
@@ -41,7 +43,7 @@ public final class TraceLines {
 
   /** Who and where: "nginx[812] 0.0.0.0:80 netns 4026531833". */
   private static String where(ListenerKey key, Integer pid, String comm) {
-    String endpoint = key.family() == 10 ? "[" + key.address() + "]:" + key.port() : key.address() + ":" + key.port();
+    String endpoint = key.addressFamily().endpoint(key.address(), key.port());
     String who = comm == null ? "" : comm + (pid == null ? "" : "[" + pid + "]") + " ";
     return who + endpoint + " netns " + key.netns();
   }
@@ -158,10 +160,9 @@ public final class TraceLines {
           r.state() == null ? null : r.state().name(), r.count(), text));
     }
     if (withStates) {
-      for (Map.Entry<String, Long> e : report.stateTransitions().entrySet()) {
-        String[] fromTo = e.getKey().split(">");
-        String from = stateName(Integer.parseInt(fromTo[0]));
-        String to = stateName(Integer.parseInt(fromTo[1]));
+      for (Map.Entry<StateTransition, Long> e : report.stateTransitions().entrySet()) {
+        String from = e.getKey().fromName();
+        String to = e.getKey().toName();
         lines.add(new TraceLine.State(now, from, to, e.getValue(), "state " + from + " -> " + to + ": " + e.getValue() + " in " + seconds));
       }
     }
@@ -169,7 +170,7 @@ public final class TraceLines {
   }
 
   private static String endpoint(Listener l) {
-    String where = (l.family().equals("ipv6") ? "[" + l.address() + "]" : l.address()) + ":" + l.port();
+    String where = AddressFamily.ofLabel(l.family()).endpoint(l.address(), l.port());
     ProcessIdentity p = owner(l);
     return p == null ? where : p.comm() + "[" + p.pid() + "] " + where;
   }
