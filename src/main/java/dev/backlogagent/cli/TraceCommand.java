@@ -1,7 +1,7 @@
 package dev.backlogagent.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.backlogagent.bpf.Tracing;
+import dev.backlogagent.bpf.ConcernStatus;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.kernel.Tier;
 import dev.backlogagent.kernel.TracepointSymbols;
@@ -66,6 +66,10 @@ final class TraceCommand implements Callable<Integer> {
   @Option(names = "--programs", paramLabel = "DIR", description = "Read the bpftrace programs from DIR instead of the jar.")
   Path programs;
 
+  @Option(names = "--attach-timeout", paramLabel = "S", defaultValue = "60",
+      description = "Give each BPF program at least S seconds to compile and attach; more on a machine the kernel probe finds slow (default: ${DEFAULT-VALUE}).")
+  int attachTimeoutSeconds;
+
   @Override
   public Integer call() throws Exception {
     validate();
@@ -92,7 +96,8 @@ final class TraceCommand implements Callable<Integer> {
     };
 
     ListenerWatch.Settings settings = new ListenerWatch.Settings(tier == null ? null : parseTier(), bpftrace, programs,
-        Duration.ofSeconds(interval), slowAcceptMs, states, stateFile, scope, key -> inScope(key, scopeNetns));
+        Duration.ofSeconds(interval), slowAcceptMs, states, stateFile, scope, key -> inScope(key, scopeNetns),
+        Duration.ofSeconds(attachTimeoutSeconds));
     CountDownLatch stop = new CountDownLatch(1);
     Thread hook = new Thread(stop::countDown, "trace-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
@@ -100,8 +105,9 @@ final class TraceCommand implements Callable<Integer> {
     try (ListenerWatch watch = ListenerWatch.start(settings, observer)) {
       err.println("tracing at tier " + watch.tier().label() + " (" + watch.tierReason() + ")"
           + ": " + (watch.running().isEmpty() ? "no BPF programs, counters and inventory only" : "programs " + watch.running()));
-      for (Tracing.Failure f : watch.failures()) {
-        err.println("not running " + f.concern() + ": " + f.reason());
+      err.println(watch.host().bpftrace().line());
+      for (ConcernStatus c : watch.concerns()) {
+        err.println("concern " + c.line());
       }
       err.flush();
       long deadline = duration == null ? Long.MAX_VALUE : System.nanoTime() + (long) (duration * 1e9);
@@ -147,6 +153,9 @@ final class TraceCommand implements Callable<Integer> {
     }
     if (interval < 1 || interval > 3600) {
       throw new BadInputException("--interval must be between 1 and 3600 seconds, not " + interval);
+    }
+    if (attachTimeoutSeconds < 1 || attachTimeoutSeconds > 1800) {
+      throw new BadInputException("--attach-timeout must be between 1 and 1800 seconds, not " + attachTimeoutSeconds);
     }
     if (slowAcceptMs < 1) {
       throw new BadInputException("--slow-accept-ms must be at least 1, not " + slowAcceptMs);

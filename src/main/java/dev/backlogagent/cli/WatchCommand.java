@@ -138,7 +138,7 @@ final class WatchCommand implements java.util.concurrent.Callable<Integer> {
   private void run(Screen screen, BlockingQueue<Input> inputs, InventoryReader.Scope scope, Long scopeNetns)
       throws IOException, InterruptedException {
     ListenerWatch.Settings settings = new ListenerWatch.Settings(tier == null ? null : parseTier(), bpftrace, programs,
-        Duration.ofSeconds(interval), 100, false, stateFile, scope, key -> inScope(key, scopeNetns));
+        Duration.ofSeconds(interval), 100, false, stateFile, scope, key -> inScope(key, scopeNetns), null);
     try (ListenerWatch watch = ListenerWatch.start(settings, null)) {
       WatchView view = new WatchView(watch.tier().label(), programsLine(watch), Duration.ofSeconds(interval), ZoneId.systemDefault());
       screen.draw(view);

@@ -17,6 +17,8 @@ import java.util.Map;
  * @param stateFile where requested backlogs are kept between runs
  * @param states whether to trace TCP state transitions (the tcp.state.transitions metric)
  * @param summary whether to print one summary line per interval on stdout (what journald keeps)
+ * @param attachTimeout the least time a BPF program may take to compile and attach before it counts as
+ *     failed; the agent allows more where its kernel probe shows a slow machine
  */
 public record AgentConfig(
     Duration interval,
@@ -28,7 +30,8 @@ public record AgentConfig(
     Boolean summary,
     Listeners listeners,
     Incidents incidents,
-    Exporters exporters) {
+    Exporters exporters,
+    Duration attachTimeout) {
 
   public static final String DEFAULT_STATE_FILE = "/var/lib/backlog-agent/requested-backlogs.json";
   static final List<String> TIERS = List.of("auto", "kprobe", "tracepoint", "counters");
@@ -45,11 +48,13 @@ public record AgentConfig(
     listeners = listeners == null ? new Listeners(null, null, null, null) : listeners;
     incidents = incidents == null ? new Incidents(null, null) : incidents;
     exporters = exporters == null ? new Exporters(null, null) : exporters;
+    attachTimeout = ConfigValueException.within("attach_timeout", attachTimeout, Duration.ofSeconds(60), Duration.ofSeconds(5),
+        Duration.ofMinutes(30));
   }
 
   /** Every default: what runs without a config file. */
   public static AgentConfig defaults() {
-    return new AgentConfig(null, null, null, null, null, null, null, null, null, null);
+    return new AgentConfig(null, null, null, null, null, null, null, null, null, null, null);
   }
 
   /**

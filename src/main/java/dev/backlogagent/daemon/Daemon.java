@@ -1,7 +1,8 @@
 package dev.backlogagent.daemon;
 
 import dev.backlogagent.bpf.SupervisorStatus;
-import dev.backlogagent.bpf.Tracing;
+import dev.backlogagent.bpf.ConcernStatus;
+
 import dev.backlogagent.config.AgentConfig;
 import dev.backlogagent.config.ConfigException;
 import dev.backlogagent.config.ConfigLoader;
@@ -26,6 +27,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.BlockingQueue;
@@ -149,9 +151,7 @@ public final class Daemon {
     }
     try (ListenerWatch w = ListenerWatch.start(settings(config), null)) {
       out.println(started(w));
-      for (Tracing.Failure f : w.failures()) {
-        out.println("not running " + f.concern() + ": " + f.reason());
-      }
+      concernLines(w).forEach(out::println);
       out.flush();
       return w.failures().isEmpty() && w.tier() != Tier.NONE ? 0 : 1;
     }
@@ -173,9 +173,7 @@ public final class Daemon {
     book.refresh(watch.latest(), filter, config.listeners().max());
     book.readFrom(() -> watch.readInventory(), GAUGE_AGE);
     out.println(started(watch) + "; exporting to " + telemetry.description());
-    for (Tracing.Failure f : watch.failures()) {
-      out.println("not running " + f.concern() + ": " + f.reason());
-    }
+    concernLines(watch).forEach(out::println);
     out.flush();
     lifecycle.ready(statusLine());
 
@@ -256,7 +254,7 @@ public final class Daemon {
       } catch (Telemetry.StartException e) {
         LOG.log(System.Logger.Level.WARNING, "the new exporters cannot start ({0}); going back to the previous ones", e.getMessage());
         config = new AgentConfig(next.interval(), next.tier(), next.bpftrace(), next.programs(), next.stateFile(), next.states(),
-            next.summary(), next.listeners(), next.incidents(), before.exporters());
+            next.summary(), next.listeners(), next.incidents(), before.exporters(), next.attachTimeout());
         try {
           startTelemetry(config);
         } catch (Telemetry.StartException again) {
@@ -331,18 +329,28 @@ public final class Daemon {
   static ListenerWatch.Settings settings(AgentConfig c) {
     Tier tier = c.tier().equals("auto") ? null : Tier.parse(c.tier());
     return new ListenerWatch.Settings(tier, c.bpftrace(), c.programs(), c.interval(), c.incidents().slowAccept().toMillis(),
-        c.states(), c.stateFile(), InventoryReader.Scope.ALL, key -> true);
+        c.states(), c.stateFile(), InventoryReader.Scope.ALL, key -> true, c.attachTimeout());
   }
 
   AgentStatus status() {
     ListenerWatch w = watch;
     WatchCounts c = w == null ? replaced : replaced.plus(WatchCounts.of(w));
     return new AgentStatus(c.decoded(), c.lost(), c.malformed(), c.restarts(), w == null ? "none" : w.tier().label(),
-        health.lastSuccess(), health.failures());
+        health.lastSuccess(), health.failures(), w == null ? List.of() : w.concerns());
   }
 
   private String statusLine() {
     return "tier " + watch.tier().label() + ", " + watch.running().size() + " BPF concern(s) running";
+  }
+
+  /** bpftrace's version, then one line per concern: what runs, as which variant, what cannot and why. */
+  static List<String> concernLines(ListenerWatch w) {
+    List<String> lines = new ArrayList<>();
+    lines.add(w.host().bpftrace().line());
+    for (ConcernStatus c : w.concerns()) {
+      lines.add("concern " + c.line());
+    }
+    return lines;
   }
 
   private static String started(ListenerWatch w) {

@@ -1,5 +1,6 @@
 package dev.backlogagent.export;
 
+import dev.backlogagent.bpf.ConcernStatus;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.TcpState;
 import dev.backlogagent.listener.ListenerFlag;
@@ -34,6 +35,9 @@ public final class BacklogMetrics {
   static final AttributeKey<String> SIGNAL = AttributeKey.stringKey("backlog_agent.signal");
   static final AttributeKey<String> FLAG = AttributeKey.stringKey("tcp.listen.flag");
   static final AttributeKey<String> KIND = AttributeKey.stringKey("tcp.listen.trouble.kind");
+  static final AttributeKey<String> CONCERN = AttributeKey.stringKey("backlog_agent.concern");
+  static final AttributeKey<String> CONCERN_PROGRAM = AttributeKey.stringKey("backlog_agent.concern.program");
+  static final AttributeKey<String> CONCERN_STATE = AttributeKey.stringKey("backlog_agent.concern.state");
 
   /** Accept-queue depth buckets: the kernel's power-of-two buckets, as upper bounds. */
   static final List<Long> DEPTH_BOUNDARIES = powersOfTwo(0, 16, 1);
@@ -140,6 +144,15 @@ public final class BacklogMetrics {
     callbacks.add(meter.gaugeBuilder("backlog_agent.tier").ofLongs().setUnit("1")
         .setDescription("1 for the tier in use: kprobe, tracepoint, counters or none.")
         .buildWithCallback(m -> m.record(1, Attributes.of(TIER, status.get().tier()))));
+    callbacks.add(meter.gaugeBuilder("backlog_agent.concern.running").ofLongs().setUnit("1")
+        .setDescription("1 when a BPF program runs for the concern, 0 when none can (or it is off); its state says whether"
+            + " as the preferred program, a variant, or degraded.")
+        .buildWithCallback(m -> {
+          for (ConcernStatus c : status.get().concerns()) {
+            m.record(c.running() ? 1 : 0, Attributes.of(CONCERN, c.concern().label(),
+                CONCERN_PROGRAM, c.program() == null ? "" : c.program(), CONCERN_STATE, c.state().label()));
+          }
+        }));
     callbacks.add(meter.gaugeBuilder("backlog_agent.export.last_success").setUnit("s")
         .setDescription("When an OTLP export last succeeded, in seconds since the epoch, per signal.")
         .buildWithCallback(m -> status.get().lastExport().forEach((signal, ms) -> m.record(ms / 1000.0, Attributes.of(SIGNAL, signal)))));

@@ -1,7 +1,9 @@
 package dev.backlogagent.watch;
 
-import dev.backlogagent.bpf.BpfProgram;
 import dev.backlogagent.bpf.Concern;
+import dev.backlogagent.bpf.ConcernStatus;
+import dev.backlogagent.bpf.ProgramChoice;
+import dev.backlogagent.bpf.TracepointFormats;
 import dev.backlogagent.bpf.SupervisorStatus;
 import dev.backlogagent.bpf.Tracing;
 import dev.backlogagent.decode.BpftraceRecord;
@@ -47,6 +49,7 @@ public final class ListenerWatch implements AutoCloseable {
    * @param stateFile where requested backlogs are kept between runs
    * @param scope which namespace and port the inventory reads
    * @param events which listener keys' events to keep (the rest are not correlated)
+   * @param attachTimeout the least time a program may take to compile and attach (more on a slow machine)
    */
   public record Settings(
       Tier tier,
@@ -57,7 +60,8 @@ public final class ListenerWatch implements AutoCloseable {
       boolean states,
       Path stateFile,
       InventoryReader.Scope scope,
-      Predicate<ListenerKey> events) {}
+      Predicate<ListenerKey> events,
+      Duration attachTimeout) {}
 
   /** Who hears about rare events as they come (listen calls, resets, slow accepts, overflow starts). */
   public interface Observer {
@@ -113,18 +117,17 @@ public final class ListenerWatch implements AutoCloseable {
     boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
     Path bpftracePath = settings.bpftrace() != null ? settings.bpftrace()
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
-    List<BpfProgram> chosen = new ArrayList<>();
-    for (Concern concern : Concern.forTier(tier, fentry, settings.states())) {
-      chosen.add(BpfProgram.load(concern, settings.programs()));
-    }
+    // Each concern's program by what this kernel's tracepoints offer (variants for older kernels).
+    List<ProgramChoice> choices = ProgramChoice.choose(tier, fentry, settings.states(), TracepointFormats.ofThisKernel());
     long intervalSeconds = Math.max(1, settings.interval().toSeconds());
+    long probeMillis = host.attach() != null && host.attach().tracepoint() != null ? host.attach().tracepoint().millis() : 0;
+    Duration floor = settings.attachTimeout() == null ? Tracing.DEFAULT_ATTACH_TIMEOUT : settings.attachTimeout();
     Tracing.Launch launch = new Tracing.Launch(bpftracePath,
         List.of(Long.toString(intervalSeconds), Long.toString(settings.slowAcceptMillis())),
-        workDirectory, Duration.ofSeconds(60));
-    tracing = Tracing.start(chosen, launch, this::take);
+        workDirectory, Tracing.attachDeadline(floor, probeMillis));
+    tracing = Tracing.start(choices, settings.programs(), launch, this::take);
     List<Concern> running = tracing.running();
-    correlator.acceptsObserved(running.contains(Concern.ACCEPT_WAIT) || running.contains(Concern.ACCEPT_WAIT_KPROBE)
-        || running.contains(Concern.ACCEPT_WAIT_FENTRY));
+    correlator.acceptsObserved(running.contains(Concern.ACCEPT_WAIT)); // every variant sees each accept
     // The baseline again, now that the programs see: the first interval then starts when tracing does,
     // instead of spanning the seconds bpftrace took to compile and attach.
     Inventory attached = reader.read(settings.scope());
@@ -205,6 +208,11 @@ public final class ListenerWatch implements AutoCloseable {
 
   public List<Tracing.Failure> failures() {
     return tracing == null ? List.of() : tracing.failures();
+  }
+
+  /** One status line per concern: runs, as which variant, or why it cannot. */
+  public List<ConcernStatus> concerns() {
+    return tracing == null ? List.of() : tracing.concerns();
   }
 
   public List<SupervisorStatus> supervisors() {

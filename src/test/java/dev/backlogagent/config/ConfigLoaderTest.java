@@ -64,7 +64,7 @@ class ConfigLoaderTest {
   /** The bad-configuration matrix: each is refused with one line that names the key and what is allowed. */
   @ParameterizedTest
   @CsvSource(delimiter = '|', value = {
-      "intervall: 10s                       | unknown key 'intervall'; allowed here: bpftrace, exporters, incidents, interval, listeners, programs, state_file, states, summary, tier",
+      "intervall: 10s                       | unknown key 'intervall'; allowed here: attach_timeout, bpftrace, exporters, incidents, interval, listeners, programs, state_file, states, summary, tier",
       "listeners: {prots: [80]}             | unknown key 'listeners.prots'; allowed here: max, netns, ports, processes",
       "interval: 10 parsecs                 | key 'interval': '10 parsecs' is not a duration (examples: 500ms, 10s, 5m, 1h)",
       "interval: 0s                         | key 'interval': must be between 1s and 1h, got 0s",

@@ -99,7 +99,7 @@ class ListenerBookTest {
     SdkMeterProvider provider = SdkMeterProvider.builder().registerMetricReader(reader).build();
     ListenerBook book = new ListenerBook();
     BacklogMetrics metrics = new BacklogMetrics(provider.get("test"), book,
-        () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of()));
+        () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of(), List.of()));
     Listener full = listener(81, 5, 4, 11, ListenerFlag.FULL);
     ListenerInterval li = new ListenerInterval(full, new ListenerKey(NETNS, 2, "127.0.0.1", 81), 35, 5, 4, 0, 0, Map.of(),
         Map.of(), List.of(), List.of(new dev.backlogagent.decode.BpftraceRecord.Bucket(4, 7, 5)),
