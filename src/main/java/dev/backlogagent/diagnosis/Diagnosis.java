@@ -127,8 +127,10 @@ public final class Diagnosis {
     for (ListenerEvidence l : others) {
       long residue = l.drops() - accept.getOrDefault(l.socket(), 0L);
       long share = Math.min(residue, synSidePool);
-      if (residue - share > 0 && negligible(residue - share, residue) && share > 0) {
-        share = residue; // the counters were read a moment before the socket
+      if (residue - share > 0 && share > 0 && residue - share <= Math.max(2, residue / 10)) {
+        // The counters were read a moment before the socket: under a flood of thousands a second, the
+        // drops of those milliseconds are the same kind as the rest (the next interval's counters have them).
+        share = residue;
       }
       synSidePool = Math.max(0, synSidePool - share);
       if (share > 0) {

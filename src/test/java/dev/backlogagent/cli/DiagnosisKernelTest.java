@@ -78,6 +78,16 @@ class DiagnosisKernelTest {
     return t.json().stream().filter(l -> l.path("type").asText().equals(type) && l.path("port").asInt() == port).toList();
   }
 
+  /** Every drop reported for the port, whatever its kind. */
+  private static long allDrops(Traced t, int port) {
+    return t.json().stream().filter(l -> l.path("port").asInt() == port && l.has("drops")).mapToLong(l -> l.path("drops").asLong()).sum();
+  }
+
+  /** The port's lines, for a failure message. */
+  private static String linesOf(Traced t, int port) {
+    return String.join("\n", t.json().stream().filter(l -> l.path("port").asInt() == port).map(JsonNode::toString).toList());
+  }
+
   private static long drops(List<JsonNode> lines) {
     return lines.stream().mapToLong(l -> l.path("drops").asLong()).sum();
   }
@@ -159,7 +169,10 @@ class DiagnosisKernelTest {
       });
       assertThat(slowLines).allSatisfy(l ->
           assertThat(l.path("pace").asText()).isEqualTo(l.path("accepts").asLong() > 0 ? "slow" : "stalled"));
-      assertThat(drops(slowLines)).isEqualTo(ns.ss().port(slow[0].port()).drops());
+      // Every drop in one finding: the accept-queue overflows carry (nearly) all of them.
+      long slowDrops = ns.ss().port(slow[0].port()).drops();
+      assertThat(allDrops(t, slow[0].port())).as(linesOf(t, slow[0].port())).isEqualTo(slowDrops);
+      assertThat((double) drops(slowLines)).as(linesOf(t, slow[0].port())).isGreaterThanOrEqualTo(0.95 * slowDrops);
     }
   }
 
@@ -259,7 +272,7 @@ class DiagnosisKernelTest {
       Nstat after = ns.nstat();
       int port = server[0].port();
       long ssDrops = ns.ss().port(port).drops();
-      assertThat(drops(ofType(t, "syn_dropped", port))).isPositive().isEqualTo(ssDrops);
+      assertThat(drops(ofType(t, "syn_dropped", port))).as(linesOf(t, port)).isPositive().isEqualTo(ssDrops);
       assertThat(t.json().stream().filter(l -> l.path("type").asText().equals("syncookies"))
           .mapToLong(l -> l.path("sent").asLong()).sum())
           .isEqualTo(after.get("TcpExtSyncookiesSent") - before.get("TcpExtSyncookiesSent"));
