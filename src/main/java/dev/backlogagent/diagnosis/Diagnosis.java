@@ -207,7 +207,11 @@ public final class Diagnosis {
       pace = AcceptPace.UNKNOWN;
     } else if (l.accepts() > 0) {
       pace = AcceptPace.SLOW;
-    } else if (l.queueBefore() >= 0 && l.queue() < l.queueBefore()) {
+    } else if (l.queueBefore() <= 0) {
+      // Nothing was waiting when the interval began: the connections came during it, perhaps a moment
+      // before its end (a burst bigger than the backlog) — no time to accept is not a stall.
+      pace = AcceptPace.UNKNOWN;
+    } else if (l.queue() < l.queueBefore()) {
       pace = AcceptPace.UNKNOWN; // the queue shrank, yet no accept was seen (io_uring accepts are not)
     } else {
       pace = AcceptPace.STALLED;

@@ -146,7 +146,10 @@ public final class Sentences {
       case STALLED -> "the application accepted no connection in " + period(period) + ": it is stalled (a bigger backlog would not help)";
       case SLOW -> "the application accepted " + f.accepts() + " in " + period(period)
           + ", fewer than arrived: it accepts too slowly for the load";
-      case UNKNOWN -> "the application does not accept fast enough for its backlog";
+      case UNKNOWN -> f.accepts() == 0
+          ? "no accept() seen in " + period(period) + " while the connections came: a burst bigger than the backlog, or a "
+              + "server that stopped accepting (the next interval tells)"
+          : "the application does not accept fast enough for its backlog";
     };
   }
 

@@ -78,6 +78,17 @@ class DiagnosisKernelTest {
     return t.json().stream().filter(l -> l.path("type").asText().equals(type) && l.path("port").asInt() == port).toList();
   }
 
+  /**
+   * A server that never accepts: stalled from its second interval on (its first interval saw the connections
+   * arrive, so "no accept" there is not yet a stall, and says unknown).
+   */
+  private static void assertStalled(List<JsonNode> lines) {
+    assertThat(lines).isNotEmpty();
+    assertThat(lines.get(0).path("pace").asText()).isIn("stalled", "unknown");
+    assertThat(lines.subList(1, lines.size())).allSatisfy(l -> assertThat(l.path("pace").asText()).isEqualTo("stalled"));
+    assertThat(lines).anySatisfy(l -> assertThat(l.path("pace").asText()).isEqualTo("stalled"));
+  }
+
   /** Every drop reported for the port, whatever its kind. */
   private static long allDrops(Traced t, int port) {
     return t.json().stream().filter(l -> l.path("port").asInt() == port && l.has("drops")).mapToLong(l -> l.path("drops").asLong()).sum();
@@ -125,10 +136,9 @@ class DiagnosisKernelTest {
       assertThat(drops(ofType(t, "accept_queue_overflow", a))).isPositive().isEqualTo(aDrops);
       assertThat(ofType(t, "syn_queue_overflow", a)).isEmpty();
       assertThat(ofType(t, "syn_dropped", a)).isEmpty();
-      assertThat(ofType(t, "accept_queue_overflow", a)).allSatisfy(l -> {
-        assertThat(l.path("pid").asLong()).isEqualTo(overflowed[0].pid());
-        assertThat(l.path("pace").asText()).isEqualTo("stalled");
-      });
+      assertThat(ofType(t, "accept_queue_overflow", a)).allSatisfy(l ->
+          assertThat(l.path("pid").asLong()).isEqualTo(overflowed[0].pid()));
+      assertStalled(ofType(t, "accept_queue_overflow", a));
       // The flooded one: SYN-side drops only, adding up to its own d, the SYN-queue part to TCPReqQFullDrop.
       assertThat(ofType(t, "accept_queue_overflow", b)).isEmpty();
       List<JsonNode> synQueue = ofType(t, "syn_queue_overflow", b);
@@ -156,23 +166,24 @@ class DiagnosisKernelTest {
         return null;
       });
       List<JsonNode> stuck = ofType(t, "accept_queue_overflow", stalled[0].port());
-      assertThat(stuck).isNotEmpty().allSatisfy(l -> {
-        assertThat(l.path("pace").asText()).isEqualTo("stalled");
-        assertThat(l.path("accepts").asLong()).isZero();
-      });
+      assertThat(stuck).isNotEmpty().allSatisfy(l -> assertThat(l.path("accepts").asLong()).isZero());
+      assertStalled(stuck);
       assertThat(drops(stuck)).isEqualTo(ns.ss().port(stalled[0].port()).drops());
       List<JsonNode> slowLines = ofType(t, "accept_queue_overflow", slow[0].port());
-      // An interval with drops but before the fixture's first accept is stalled, truthfully; the others slow.
+      // An interval with accepts is slow; one without (the clients' SYN retries came in a burst at its end,
+      // or before the fixture's first accept) is unknown or, with connections waiting all along, stalled.
       assertThat(slowLines).anySatisfy(l -> {
         assertThat(l.path("pace").asText()).isEqualTo("slow");
         assertThat(l.path("accepts").asLong()).isPositive();
       });
       assertThat(slowLines).allSatisfy(l ->
-          assertThat(l.path("pace").asText()).isEqualTo(l.path("accepts").asLong() > 0 ? "slow" : "stalled"));
+          assertThat(l.path("pace").asText()).isIn(l.path("accepts").asLong() > 0 ? List.of("slow") : List.of("stalled", "unknown")));
       // Every drop in one finding: the accept-queue overflows carry (nearly) all of them.
       long slowDrops = ns.ss().port(slow[0].port()).drops();
-      assertThat(allDrops(t, slow[0].port())).as(linesOf(t, slow[0].port())).isEqualTo(slowDrops);
-      assertThat((double) drops(slowLines)).as(linesOf(t, slow[0].port())).isGreaterThanOrEqualTo(0.95 * slowDrops);
+      // (The clients closing at 4 s can still cost the listener a few drops after the trace's last interval.)
+      assertThat((double) allDrops(t, slow[0].port())).as(linesOf(t, slow[0].port()))
+          .isCloseTo(slowDrops, org.assertj.core.data.Percentage.withPercentage(10));
+      assertThat((double) drops(slowLines)).as(linesOf(t, slow[0].port())).isGreaterThanOrEqualTo(0.95 * allDrops(t, slow[0].port()));
     }
   }
 

@@ -107,8 +107,11 @@ class DaemonFreshMetricsTest {
         ListenerProcess stuck = ns.startListener("--backlog", "4", "--connect", "40");
         String port = Integer.toString(stuck.port());
         Map<String, String> stuckOne = Map.of("network_local_port", port, "netns_inode", inode);
+        // Stalled from its second interval with drops (the clients' SYN retry a second later): in the first,
+        // the connections had only just come.
         String scrape = awaitScrape(prometheus,
-            s -> value(s, "tcp_listen_trouble", with(stuckOne, "tcp_listen_trouble_kind", "accept_queue")).equals(OptionalDouble.of(1)),
+            s -> value(s, "tcp_listen_trouble", with(stuckOne, "tcp_listen_trouble_kind", "accept_queue")).equals(OptionalDouble.of(1))
+                && value(s, "tcp_listen_accept_stalled", stuckOne).equals(OptionalDouble.of(1)),
             Duration.ofSeconds(10), took);
         assertThat(value(scrape, "tcp_listen_queue_limit", quietOne)).as("the quiet listener gave way").isEmpty();
         assertThat(value(scrape, "tcp_listen_flag", with(stuckOne, "tcp_listen_flag", "full"))).hasValue(1);

@@ -121,10 +121,18 @@ class DiagnosisTest {
 
   static Stream<Row> table() {
     return Stream.of(
-        row("backlog 4, never accepts, 40 connects (KERNEL-NOTES recipe): an accept-queue overflow of a stalled server",
+        row("backlog 4, never accepts, 40 connects (KERNEL-NOTES recipe): the SYN retries meet a stalled server",
+            counters(35, 35, 0, 0, 0), 1,
+            List.of(L.socket(1).queue(5, 5, 4).drops(35).accepts(0)),
+            Map.of(1L, List.of(accept(35, AcceptPace.STALLED, 0)))),
+        row("the same recipe's first interval: the 40 connects came during it, so no accept is not yet a stall",
             counters(35, 35, 0, 0, 0), 1,
             List.of(L.socket(1).queue(0, 5, 4).drops(35).peak(4).handshakes(5).accepts(0)),
-            Map.of(1L, List.of(accept(35, AcceptPace.STALLED, 0)))),
+            Map.of(1L, List.of(accept(35, AcceptPace.UNKNOWN, 0)))),
+        row("a listener born during the interval that overflowed at once: pace unknown",
+            counters(35, 35, 0, 0, 0), 1,
+            List.of(L.socket(1).queue(-1, 5, 4).drops(35).handshakes(5).accepts(0)),
+            Map.of(1L, List.of(accept(35, AcceptPace.UNKNOWN, 0)))),
         row("the same without an accept-wait program: the pace is unknown, not 'slow'",
             counters(35, 35, 0, 0, 0), 1,
             List.of(L.socket(1).queue(5, 5, 4).drops(35)),
