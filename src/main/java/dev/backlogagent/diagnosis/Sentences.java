@@ -165,15 +165,17 @@ public final class Sentences {
   private static String synDroppedWhy(Context c) {
     ListenCounters d = c.delta();
     NamespaceSysctls s = c.sysctls();
-    boolean cookiesOn = (d != null && d.reqqFullCookies() > 0) || (s != null && s.tcpSyncookies() > 0);
-    if (cookiesOn) {
+    if (d != null && d.reqqFullCookies() > 0) {
       return " although SYN cookies are on" + (s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies() + ")")
-          + ": the kernel could not answer them"
-          + (d == null ? "" : " (TCPReqQFullDoCookies +" + d.reqqFullCookies() + ", SyncookiesSent +" + d.syncookiesSent() + ")")
-          + " — typically no route back to a spoofed source";
+          + ": the kernel could not answer them (TCPReqQFullDoCookies +" + d.reqqFullCookies() + ", SyncookiesSent +"
+          + d.syncookiesSent() + ") — typically no route back to a spoofed source";
     }
-    return " with no SYN-queue overflow counted" + (s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies()
-        + ", tcp_max_syn_backlog=" + s.tcpMaxSynBacklog() + ")")
+    String settings = s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies() + ", tcp_max_syn_backlog=" + s.tcpMaxSynBacklog() + ")";
+    if (s != null && s.tcpSyncookies() > 0) {
+      // With cookies on, the kernel sheds no SYN below the SYN queue's limit for being unproven.
+      return " with no SYN-queue overflow counted" + settings + ": typically no route back to the source (a spoofed one)";
+    }
+    return " with no SYN-queue overflow counted" + settings
         + ": the kernel keeps the last quarter of tcp_max_syn_backlog for peers it knows, or found no route back to the source";
   }
 
