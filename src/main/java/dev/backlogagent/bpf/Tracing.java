@@ -9,6 +9,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -22,8 +23,20 @@ public final class Tracing implements AutoCloseable {
   /** A concern that could not run, and why (bpftrace's own error line). */
   public record Failure(Concern concern, String reason) {}
 
-  /** How to run bpftrace: which binary, its positional parameters, where to write program files. */
-  public record Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout) {}
+  /**
+   * How to run bpftrace: which binary, its positional parameters, where to write program files, and the
+   * variables to add to its environment (BPFTRACE_BTF where the kernel's types are not where bpftrace looks).
+   */
+  public record Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout,
+      Map<String, String> environment) {
+    public Launch {
+      environment = Map.copyOf(environment);
+    }
+
+    public Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout) {
+      this(bpftrace, arguments, workDirectory, attachTimeout, Map.of());
+    }
+  }
 
   /** The floor of {@link #attachDeadline}: what a fast machine gets. */
   public static final Duration DEFAULT_ATTACH_TIMEOUT = Duration.ofSeconds(60);
@@ -190,7 +203,7 @@ public final class Tracing implements AutoCloseable {
         .ifPresent(setpriv -> command.addAll(List.of(setpriv.toString(), "--pdeathsig", "KILL", "--")));
     command.addAll(List.of(launch.bpftrace().toString(), "-f", "json", "-B", "none", file.toString()));
     command.addAll(launch.arguments());
-    return new ProgramSupervisor(program.name(), command, sink, Backoff.standard()).start();
+    return new ProgramSupervisor(program.name(), command, launch.environment(), sink, Backoff.standard()).start();
   }
 
   public List<Concern> running() {

@@ -45,6 +45,12 @@ final class DoctorCommand implements Callable<Integer> {
       description = "Use this bpftrace instead of searching PATH, /usr/sbin and /usr/bin.")
   Path bpftrace;
 
+  @Option(
+      names = "--btf",
+      paramLabel = "FILE",
+      description = "Read the kernel's types from this BTF file (for kernels that ship none), instead of the kernel's own.")
+  Path btf;
+
   @Option(names = "--programs", paramLabel = "DIR", description = "Try the bpftrace programs in DIR instead of the jar's.")
   Path programs;
 
@@ -65,7 +71,7 @@ final class DoctorCommand implements Callable<Integer> {
     if (attachTimeoutSeconds < 1 || attachTimeoutSeconds > 1800) {
       throw new BadInputException("--attach-timeout must be between 1 and 1800 seconds, not " + attachTimeoutSeconds);
     }
-    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).build().probe();
+    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).btf(btf).build().probe();
     List<ConcernStatus> concerns = tryConcerns(host);
     PrintWriter out = spec.commandLine().getOut();
     if (json) {
@@ -93,7 +99,8 @@ final class DoctorCommand implements Callable<Integer> {
     Path work = Files.createTempDirectory("backlog-agent-doctor-");
     Path binary = bpftrace != null ? bpftrace : Path.of(host.bpftrace().path());
     Tracing.Launch launch = new Tracing.Launch(binary, List.of("1", "100"), work,
-        Tracing.attachDeadline(Duration.ofSeconds(attachTimeoutSeconds), host.attach().tracepoint().millis()));
+        Tracing.attachDeadline(Duration.ofSeconds(attachTimeoutSeconds), host.attach().tracepoint().millis()),
+        host.btf().bpftraceEnvironment());
     try (Tracing tried = Tracing.start(choices, programs, launch, r -> {})) {
       return tried.concerns();
     } finally {
@@ -109,7 +116,8 @@ final class DoctorCommand implements Callable<Integer> {
   private static void printTable(PrintWriter out, HostCapabilities host, List<ConcernStatus> concerns) {
     List<String[]> rows = new ArrayList<>();
     rows.add(row("kernel", host.kernelRelease(), ""));
-    rows.add(row("btf", yesNo(host.btf().available()), host.btf().path() + " " + host.btf().detail()));
+    HostCapabilities.Btf btf = host.btf();
+    rows.add(row("btf", yesNo(btf.available()), btf.path() + " " + btf.detail() + (btf.cost() == null ? "" : "; " + btf.cost())));
     rows.add(row("tracefs", yesNo(host.tracefs().mounted()), host.tracefs().detail()));
     HostCapabilities.BpftraceBinary bpftrace = host.bpftrace();
     rows.add(row("bpftrace", yesNo(bpftrace.found()),

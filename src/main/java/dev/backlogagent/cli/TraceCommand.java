@@ -57,6 +57,10 @@ final class TraceCommand implements Callable<Integer> {
   @Option(names = "--bpftrace", paramLabel = "PATH", description = "The bpftrace to run (default: search PATH, /usr/sbin, /usr/bin).")
   Path bpftrace;
 
+  @Option(names = "--btf", paramLabel = "FILE",
+      description = "Read the kernel's types from this BTF file (for kernels that ship none), instead of the kernel's own.")
+  Path btf;
+
   @Option(names = "--state", paramLabel = "FILE", defaultValue = DEFAULT_STATE_FILE,
       description = "Where to keep the listen() calls seen, for `listeners` to show requested backlogs (default: ${DEFAULT-VALUE}).")
   Path stateFile;
@@ -97,7 +101,7 @@ final class TraceCommand implements Callable<Integer> {
 
     ListenerWatch.Settings settings = new ListenerWatch.Settings(tier == null ? null : parseTier(), bpftrace, programs,
         Duration.ofSeconds(interval), slowAcceptMs, states, stateFile, scope, key -> inScope(key, scopeNetns),
-        Duration.ofSeconds(attachTimeoutSeconds));
+        Duration.ofSeconds(attachTimeoutSeconds), btf);
     CountDownLatch stop = new CountDownLatch(1);
     Thread hook = new Thread(stop::countDown, "trace-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
@@ -162,6 +166,9 @@ final class TraceCommand implements Callable<Integer> {
     }
     if (tier != null) {
       parseTier();
+    }
+    if (btf != null && !Files.isReadable(btf)) {
+      throw new BadInputException("--btf " + btf + ": not a readable file");
     }
     if (programs != null && !Files.isDirectory(programs)) {
       throw new BadInputException("--programs " + programs + ": not a directory");

@@ -13,6 +13,8 @@ import java.util.Map;
  * @param interval how often the inventory is read, BPF maps are flushed and the summary line printed
  * @param tier auto, kprobe, tracepoint or counters
  * @param bpftrace the bpftrace binary, or null to search PATH, /usr/sbin and /usr/bin
+ * @param btf a BTF file of this kernel for bpftrace (kernels that ship none; BTFHub's files), or null for the
+ *     kernel's own, wherever bpftrace finds it or at /sys/kernel/btf/vmlinux
  * @param programs a directory of bpftrace programs to run instead of those packaged in the jar
  * @param stateFile where requested backlogs are kept between runs
  * @param states whether to trace TCP state transitions (the tcp.state.transitions metric)
@@ -24,6 +26,7 @@ public record AgentConfig(
     Duration interval,
     String tier,
     Path bpftrace,
+    Path btf,
     Path programs,
     Path stateFile,
     Boolean states,
@@ -54,7 +57,13 @@ public record AgentConfig(
 
   /** Every default: what runs without a config file. */
   public static AgentConfig defaults() {
-    return new AgentConfig(null, null, null, null, null, null, null, null, null, null, null);
+    return new AgentConfig(null, null, null, null, null, null, null, null, null, null, null, null);
+  }
+
+  /** This configuration with another BTF file (the run command's --btf, which wins over the file's key). */
+  public AgentConfig withBtf(Path file) {
+    return new AgentConfig(interval, tier, bpftrace, file, programs, stateFile, states, summary, listeners, incidents,
+        exporters, attachTimeout);
   }
 
   /**

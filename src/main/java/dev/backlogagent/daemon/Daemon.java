@@ -74,6 +74,7 @@ public final class Daemon {
   private enum Request { STOP, RELOAD }
 
   private final Path configFile;
+  private final Path btfOverride;
   private final ConfigLoader loader;
   private final PrintWriter out;
   private final Lifecycle lifecycle;
@@ -114,7 +115,14 @@ public final class Daemon {
   }
 
   public Daemon(Path configFile, AgentConfig config, ConfigLoader loader, PrintWriter out, Lifecycle lifecycle) {
+    this(configFile, config, loader, out, lifecycle, null);
+  }
+
+  /** The same; {@code btf} (run --btf), when not null, wins over the file's btf key, also after a reload. */
+  public Daemon(Path configFile, AgentConfig config, ConfigLoader loader, PrintWriter out, Lifecycle lifecycle, Path btf) {
     this.configFile = configFile;
+    this.btfOverride = btf;
+    config = btf == null ? config : config.withBtf(btf);
     this.config = config;
     this.filter = new ListenerFilter(config.listeners());
     this.loader = loader;
@@ -238,6 +246,7 @@ public final class Daemon {
     AgentConfig next;
     try {
       next = loader.load(configFile);
+      next = btfOverride == null ? next : next.withBtf(btfOverride);
     } catch (ConfigException e) {
       LOG.log(System.Logger.Level.WARNING, "reload refused, keeping the running configuration: {0}", e.getMessage());
       lifecycle.status("reload refused: " + e.getMessage());
@@ -253,8 +262,8 @@ public final class Daemon {
         startTelemetry(next);
       } catch (Telemetry.StartException e) {
         LOG.log(System.Logger.Level.WARNING, "the new exporters cannot start ({0}); going back to the previous ones", e.getMessage());
-        config = new AgentConfig(next.interval(), next.tier(), next.bpftrace(), next.programs(), next.stateFile(), next.states(),
-            next.summary(), next.listeners(), next.incidents(), before.exporters(), next.attachTimeout());
+        config = new AgentConfig(next.interval(), next.tier(), next.bpftrace(), next.btf(), next.programs(), next.stateFile(),
+            next.states(), next.summary(), next.listeners(), next.incidents(), before.exporters(), next.attachTimeout());
         try {
           startTelemetry(config);
         } catch (Telemetry.StartException again) {
@@ -329,7 +338,7 @@ public final class Daemon {
   static ListenerWatch.Settings settings(AgentConfig c) {
     Tier tier = c.tier().equals("auto") ? null : Tier.parse(c.tier());
     return new ListenerWatch.Settings(tier, c.bpftrace(), c.programs(), c.interval(), c.incidents().slowAccept().toMillis(),
-        c.states(), c.stateFile(), InventoryReader.Scope.ALL, key -> true, c.attachTimeout());
+        c.states(), c.stateFile(), InventoryReader.Scope.ALL, key -> true, c.attachTimeout(), c.btf());
   }
 
   AgentStatus status() {

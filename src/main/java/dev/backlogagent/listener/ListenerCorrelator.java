@@ -22,8 +22,12 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.HashSet;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Joins BPF events to the listener inventory, interval by interval. Events name listeners by
@@ -50,6 +54,9 @@ public final class ListenerCorrelator {
   private Map<ResetKey, Long> resets = new HashMap<>();
 
   private record ResetKey(ListenerKey key, int state, long reason) {}
+
+  /** "netns INODE: why" in {@link Inventory#skipped()}: a namespace there that could not be read. */
+  private static final Pattern SKIPPED_NETNS = Pattern.compile("^netns (\\d+):");
 
   public ListenerCorrelator(TracepointSymbols dropReasons) {
     this.dropReasons = dropReasons;
@@ -209,15 +216,33 @@ public final class ListenerCorrelator {
 
     Map<Long, ListenCounters> deltas = new HashMap<>();
     Map<Long, Listener> listenersBefore = new HashMap<>();
+    Set<Long> born = new HashSet<>();
     if (before != null) {
+      Set<Long> unreadableBefore = skippedIn(before);
       for (NetNamespace ns : now.namespaces()) {
-        before.namespace(ns.netns()).ifPresent(old -> {
-          if (ns.counters() != null && old.counters() != null) {
-            deltas.put(ns.netns(), delta(ns.counters(), old.counters()));
-          }
-        });
+        if (ns.counters() == null) {
+          continue;
+        }
+        Optional<NetNamespace> old = before.namespace(ns.netns());
+        if (old.isPresent() && old.get().counters() != null && !regressed(ns.counters(), old.get().counters())) {
+          deltas.put(ns.netns(), delta(ns.counters(), old.get().counters()));
+        } else if (old.isPresent() && old.get().counters() != null) {
+          // A counter went down: not the namespace read last time but a new one with its freed inode (containers,
+          // tests come and go within an interval). Counters only rise, and the new one's began at zero.
+          born.add(ns.netns());
+          deltas.put(ns.netns(), ns.counters());
+        } else if (old.isEmpty() && !unreadableBefore.contains(ns.netns())) {
+          // Born since the last read (it was not there, rather than unreadable): its counters began at zero, so
+          // all of them are new. One that could not be read last time is not counted again. (Not "never seen
+          // before": namespace inodes are reused once freed.)
+          born.add(ns.netns());
+          deltas.put(ns.netns(), ns.counters());
+        }
       }
       for (Listener l : before.listeners()) {
+        if (born.contains(l.netns())) {
+          continue; // a listener of the namespace that had this inode before
+        }
         listenersBefore.put(l.socketInode(), l);
       }
     }
@@ -247,9 +272,10 @@ public final class ListenerCorrelator {
       long dropsBefore;
       if (old != null) {
         dropsBefore = old.drops();
-      } else if (before != null && l.drops() > 0 && before.namespace(l.netns()).isPresent()) {
-        // Born during the interval (its namespace was read last time, without it): all its drops are new.
-        // Had the namespace been unreadable last time, its drops would be counted twice: skip it instead.
+      } else if (before != null && l.drops() > 0
+          && (before.namespace(l.netns()).isPresent() || born.contains(l.netns()))) {
+        // Born during the interval (its namespace was read last time without it, or is itself new): all its
+        // drops are new. Had the namespace been unreadable last time, its drops would be counted twice: skip it.
         dropsBefore = 0;
       } else {
         continue;
@@ -319,6 +345,26 @@ public final class ListenerCorrelator {
     Duration length = before == null ? Duration.ZERO : Duration.between(before.takenAt(), now.takenAt());
     return new IntervalReport(now.takenAt(), length, now, deltas, intervals, transitions, namespaceFindings,
         resetsOf(resetCounts, now, byPort));
+  }
+
+  /** The namespaces an inventory could not read. */
+  private static Set<Long> skippedIn(Inventory inventory) {
+    Set<Long> inodes = new HashSet<>();
+    for (String skipped : inventory.skipped()) {
+      Matcher m = SKIPPED_NETNS.matcher(skipped);
+      if (m.find()) {
+        inodes.add(Long.parseLong(m.group(1)));
+      }
+    }
+    return inodes;
+  }
+
+  /** True when a counter is lower now than before: counters only rise, so these are two namespaces. */
+  private static boolean regressed(ListenCounters now, ListenCounters old) {
+    return now.listenOverflows() < old.listenOverflows() || now.listenDrops() < old.listenDrops()
+        || now.reqqFullDrops() < old.reqqFullDrops() || now.reqqFullCookies() < old.reqqFullCookies()
+        || now.syncookiesSent() < old.syncookiesSent() || now.syncookiesRecv() < old.syncookiesRecv()
+        || now.syncookiesFailed() < old.syncookiesFailed();
   }
 
   /** Resets that concern a listener (its port) or a refused connection to a local address; the rest are clients'. */

@@ -25,6 +25,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Predicate;
@@ -50,6 +51,7 @@ public final class ListenerWatch implements AutoCloseable {
    * @param scope which namespace and port the inventory reads
    * @param events which listener keys' events to keep (the rest are not correlated)
    * @param attachTimeout the least time a program may take to compile and attach (more on a slow machine)
+   * @param btf a BTF file of this kernel for bpftrace, or null for the kernel's own (found by trying)
    */
   public record Settings(
       Tier tier,
@@ -61,7 +63,13 @@ public final class ListenerWatch implements AutoCloseable {
       Path stateFile,
       InventoryReader.Scope scope,
       Predicate<ListenerKey> events,
-      Duration attachTimeout) {}
+      Duration attachTimeout,
+      Path btf) {
+    public Settings(Tier tier, Path bpftrace, Path programs, Duration interval, long slowAcceptMillis, boolean states,
+        Path stateFile, InventoryReader.Scope scope, Predicate<ListenerKey> events, Duration attachTimeout) {
+      this(tier, bpftrace, programs, interval, slowAcceptMillis, states, stateFile, scope, events, attachTimeout, null);
+    }
+  }
 
   /** Who hears about rare events as they come (listen calls, resets, slow accepts, overflow starts). */
   public interface Observer {
@@ -82,11 +90,21 @@ public final class ListenerWatch implements AutoCloseable {
   private final Path workDirectory;
   private final Observer observer;
   private Tracing tracing;
+  // An event can come before the listener it names is in the inventory (a listener that began after the
+  // last read): then the inventory is read again at once, at most every REREAD_GAP, and an event whose
+  // listener is still unknown is held until the next read (the interval's), so that it is joined to its
+  // listener and process rather than printed without them.
+  private static final long REREAD_GAP_NANOS = Duration.ofMillis(200).toNanos();
+  private static final int MAX_HELD_EVENTS = 1000;
+  private final Object inventoryLock = new Object();
+  private long lastReadNanos = System.nanoTime();
+  private final List<TraceEvent> held = new ArrayList<>();
+  private final AtomicLong rereads = new AtomicLong();
 
   private ListenerWatch(Settings settings, Observer observer) throws IOException {
     this.settings = settings;
     this.observer = observer;
-    this.host = KernelProbe.builder().bpftrace(settings.bpftrace()).build().probe();
+    this.host = KernelProbe.builder().bpftrace(settings.bpftrace()).btf(settings.btf()).build().probe();
     this.tier = settings.tier() == null ? host.tier() : settings.tier();
     this.tierReason = settings.tier() == null ? host.tierReason() : "forced";
     this.requested = RequestedBacklogBook.load(settings.stateFile());
@@ -124,16 +142,20 @@ public final class ListenerWatch implements AutoCloseable {
     Duration floor = settings.attachTimeout() == null ? Tracing.DEFAULT_ATTACH_TIMEOUT : settings.attachTimeout();
     Tracing.Launch launch = new Tracing.Launch(bpftracePath,
         List.of(Long.toString(intervalSeconds), Long.toString(settings.slowAcceptMillis())),
-        workDirectory, Tracing.attachDeadline(floor, probeMillis));
+        workDirectory, Tracing.attachDeadline(floor, probeMillis), host.btf() == null ? Map.of() : host.btf().bpftraceEnvironment());
     tracing = Tracing.start(choices, settings.programs(), launch, this::take);
     List<Concern> running = tracing.running();
     correlator.acceptsObserved(running.contains(Concern.ACCEPT_WAIT)); // every variant sees each accept
     // The baseline again, now that the programs see: the first interval then starts when tracing does,
     // instead of spanning the seconds bpftrace took to compile and attach.
-    Inventory attached = reader.read(settings.scope());
-    latest.set(attached);
-    correlator.close(attached);
+    synchronized (inventoryLock) {
+      Inventory attached = reader.read(settings.scope());
+      lastReadNanos = System.nanoTime();
+      latest.set(attached);
+      correlator.close(attached);
+    }
   }
+
 
   /** Decodes one bpftrace record; runs on a child's reader thread. */
   private void take(BpftraceRecord record) {
@@ -155,22 +177,86 @@ public final class ListenerWatch implements AutoCloseable {
         continue;
       }
       correlator.accept(event);
-      if (observer != null && (event instanceof TraceEvent.ListenCall || event instanceof TraceEvent.ResetSent
+      // Resets are not handed on one by one: the correlator sums them per interval (a flood's spoofed sources
+      // would otherwise make the inventory be read again for each).
+      if (observer != null && (event instanceof TraceEvent.ListenCall
           || event instanceof TraceEvent.SlowAccept || event instanceof TraceEvent.OverflowStart)) {
-        observer.event(event, latest.get());
+        observe(event);
       }
     }
+  }
+
+  /** Hands a rare event on with an inventory that knows its listener, reading it again or holding the event. */
+  private void observe(TraceEvent event) {
+    Inventory inventory = latest.get();
+    if (!knows(inventory, event)) {
+      inventory = reread();
+      // A reset may concern no listener at all (a client socket, a closed port): it is not held.
+      if (!knows(inventory, event) && !(event instanceof TraceEvent.ResetSent)) {
+        synchronized (inventoryLock) {
+          if (held.size() < MAX_HELD_EVENTS) {
+            held.add(event);
+            return;
+          }
+        }
+      }
+    }
+    observer.event(event, inventory);
+  }
+
+  /**
+   * Whether the inventory has the event's listener (for a listen() call, what the line needs is its namespace's
+   * somaxconn, but a namespace is not known by its inode alone: inodes are reused once freed, and a read that has
+   * the listener has its namespace as it is now).
+   */
+  static boolean knows(Inventory inventory, TraceEvent event) {
+    return inventory != null && event instanceof TraceEvent.AtListener at && ListenerCorrelator.join(inventory, at.key()) != null;
+  }
+
+  /** The inventory read again now, unless it was read less than REREAD_GAP ago; the latest one if reading fails. */
+  private Inventory reread() {
+    synchronized (inventoryLock) {
+      if (System.nanoTime() - lastReadNanos < REREAD_GAP_NANOS) {
+        return latest.get();
+      }
+      lastReadNanos = System.nanoTime();
+      try {
+        Inventory now = reader.read(settings.scope());
+        latest.set(now);
+        rereads.incrementAndGet();
+        return now;
+      } catch (IOException | RuntimeException e) {
+        LOG.log(System.Logger.Level.WARNING, "could not read the inventory again for an event: {0}", e.toString());
+        return latest.get();
+      }
+    }
+  }
+
+  /** How often an event made the inventory be read before its interval ended. */
+  public long inventoryRereads() {
+    return rereads.get();
   }
 
   /** Reads the inventory and closes the correlator's interval; keeps the requested-backlog book on disk. */
   public IntervalReport closeInterval() throws IOException {
     java.time.Instant readStarted = java.time.Instant.now();
-    Inventory now = reader.read(settings.scope());
+    Inventory now;
+    List<TraceEvent> waiting;
+    synchronized (inventoryLock) {
+      now = reader.read(settings.scope());
+      lastReadNanos = System.nanoTime();
+      latest.set(now);
+      waiting = List.copyOf(held);
+      held.clear();
+    }
     requested.prune(now, settings.scope(), readStarted);
     for (String skipped : now.skipped()) {
       LOG.log(System.Logger.Level.INFO, "skipped {0}", skipped);
     }
-    latest.set(now);
+    // Before the interval's own lines: these events happened during it.
+    for (TraceEvent event : waiting) {
+      observer.event(event, now);
+    }
     IntervalReport report = correlator.close(now);
     requested.saveIfChanged(settings.stateFile());
     return report;
@@ -180,9 +266,12 @@ public final class ListenerWatch implements AutoCloseable {
    * Reads the inventory now, between intervals (fresh gauges for an exporter); the interval is not closed.
    */
   public Inventory readInventory() throws IOException {
-    Inventory now = reader.read(settings.scope());
-    latest.set(now);
-    return now;
+    synchronized (inventoryLock) {
+      Inventory now = reader.read(settings.scope());
+      lastReadNanos = System.nanoTime();
+      latest.set(now);
+      return now;
+    }
   }
 
   public Tier tier() {
