@@ -260,8 +260,9 @@ class DiagnosisKernelTest {
         return null;
       });
       long rsts = ns.nstat().get("TcpOutRsts") - before.get("TcpOutRsts");
+      assertThat(rsts).as("resets the kernel sent (nstat TcpOutRsts)").isEqualTo(attempts);
       List<JsonNode> resets = ofType(t, "reset", closed);
-      assertThat(resets).as("%s", t.json()).isNotEmpty().allSatisfy(r -> {
+      assertThat(resets).as("trace printed %s; stderr %s", t.json(), t.err()).isNotEmpty().allSatisfy(r -> {
         assertThat(r.path("state").asText()).isEqualTo("NO_SOCKET");
         assertThat(r.path("reason").asText()).isEqualTo("NO_SOCKET");
         assertThat(r.path("address").asText()).isEqualTo("127.0.0.1");
