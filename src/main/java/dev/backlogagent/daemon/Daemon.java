@@ -45,6 +45,8 @@ public final class Daemon {
   private static final long LAST_EXPORT_MILLIS = 3000;
   /** The whole stop, from the request to the exit, with room left for the JVM to exit. */
   private static final long STOP_MILLIS = 4500;
+  /** How old queue and limit gauges may be at a scrape. */
+  private static final java.time.Duration GAUGE_AGE = java.time.Duration.ofSeconds(1);
 
   /** How the daemon tells its supervisor (systemd) where it is. */
   public interface Lifecycle {
@@ -178,6 +180,10 @@ public final class Daemon {
       throw new IOException(e.getMessage());
     }
     watch = ListenerWatch.start(settings(config), this::onEvent);
+    // Series at once, from the baseline inventory; then gauges at most a second old whenever an exporter
+    // collects (counters move once per interval).
+    book.refresh(watch.latest(), filter, config.listeners().max());
+    book.readFrom(() -> watch.readInventory(), GAUGE_AGE);
     out.println(started(watch) + "; exporting to " + telemetry.description());
     concernLines(watch).forEach(out::println);
     out.flush();
@@ -336,9 +342,12 @@ public final class Daemon {
     telemetry = null;
   }
 
-  /** Series per instrument: every exported listener, plus room for those that left during an export period. */
+  /**
+   * Series per instrument: every exported listener times the values of its widest attribute (five trouble
+   * kinds, four flags), plus room for those that left during an export period.
+   */
   private static int cardinality(AgentConfig c) {
-    return Math.max(2000, c.listeners().max() * 2);
+    return Math.max(2000, c.listeners().max() * 10);
   }
 
   static ListenerWatch.Settings settings(AgentConfig c) {

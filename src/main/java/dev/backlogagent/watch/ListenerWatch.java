@@ -157,6 +157,16 @@ public final class ListenerWatch implements AutoCloseable {
         List.of(Long.toString(FLUSH_SECONDS), Long.toString(settings.slowAcceptMillis())),
         workDirectory, floor, probeMillis, host.btf() == null ? Map.of() : host.btf().bpftraceEnvironment());
     tracing = Tracing.start(choices, settings.programs(), launch, this::take);
+    List<Concern> running = tracing.running();
+    correlator.acceptsObserved(running.contains(Concern.ACCEPT_WAIT)); // every variant sees each accept
+    // The baseline again, now that the programs see: the first interval then starts when tracing does,
+    // instead of spanning the seconds bpftrace took to compile and attach.
+    synchronized (inventoryLock) {
+      Inventory attached = reader.read(settings.scope());
+      lastReadNanos = System.nanoTime();
+      latest.set(attached);
+      correlator.close(attached);
+    }
   }
 
 
@@ -180,7 +190,9 @@ public final class ListenerWatch implements AutoCloseable {
         continue;
       }
       correlator.accept(event);
-      if (observer != null && (event instanceof TraceEvent.ListenCall || event instanceof TraceEvent.ResetSent
+      // Resets are not handed on one by one: the correlator sums them per interval (a flood's spoofed sources
+      // would otherwise make the inventory be read again for each).
+      if (observer != null && (event instanceof TraceEvent.ListenCall
           || event instanceof TraceEvent.SlowAccept || event instanceof TraceEvent.OverflowStart)) {
         observe(event);
       }
@@ -240,6 +252,7 @@ public final class ListenerWatch implements AutoCloseable {
 
   /** Reads the inventory and closes the correlator's interval; keeps the requested-backlog book on disk. */
   public IntervalReport closeInterval() throws IOException {
+    java.time.Instant readStarted = java.time.Instant.now();
     Inventory now;
     List<TraceEvent> waiting;
     synchronized (inventoryLock) {
@@ -249,6 +262,7 @@ public final class ListenerWatch implements AutoCloseable {
       waiting = List.copyOf(held);
       held.clear();
     }
+    requested.prune(now, settings.scope(), readStarted);
     for (String skipped : now.skipped()) {
       LOG.log(System.Logger.Level.INFO, "skipped {0}", skipped);
     }
@@ -259,6 +273,18 @@ public final class ListenerWatch implements AutoCloseable {
     IntervalReport report = correlator.close(now);
     requested.saveIfChanged(settings.stateFile());
     return report;
+  }
+
+  /**
+   * Reads the inventory now, between intervals (fresh gauges for an exporter); the interval is not closed.
+   */
+  public Inventory readInventory() throws IOException {
+    synchronized (inventoryLock) {
+      Inventory now = reader.read(settings.scope());
+      lastReadNanos = System.nanoTime();
+      latest.set(now);
+      return now;
+    }
   }
 
   public Tier tier() {

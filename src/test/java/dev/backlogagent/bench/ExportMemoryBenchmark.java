@@ -9,6 +9,7 @@ import dev.backlogagent.export.ExportHealth;
 import dev.backlogagent.export.ListenerBook;
 import dev.backlogagent.export.ListenerFilter;
 import dev.backlogagent.export.Telemetry;
+import dev.backlogagent.diagnosis.Finding;
 import dev.backlogagent.listener.IntervalReport;
 import dev.backlogagent.listener.Inventory;
 import dev.backlogagent.listener.Listener;
@@ -159,14 +160,14 @@ class ExportMemoryBenchmark {
           Set.of(), 1_000_000L + i);
       listeners.add(l);
       if (busy) {
-        intervals.add(new ListenerInterval(l, new ListenerKey(NETNS, 2, l.address(), port), 5, 51, 9, 2, Map.of(),
-            Map.of(), waits, depths, EnumSet.of(Trouble.ACCEPT_QUEUE_OVERFLOW)));
+        intervals.add(new ListenerInterval(l, new ListenerKey(NETNS, 2, l.address(), port), 5, 51, 9, 2, 40, Map.of(),
+            Map.of(), waits, depths, List.of(Finding.of(Trouble.ACCEPT_QUEUE_OVERFLOW, 5))));
       }
     }
     NetNamespace ns = new NetNamespace(NETNS, null, new NamespaceSysctls(4096, 2048, 1, 0),
         new ListenCounters(0, 0, 0, 0, 0, 0, 0));
     Inventory inventory = new Inventory(List.of(ns), listeners, Instant.now(), List.of());
-    return new IntervalReport(Instant.now(), Duration.ofSeconds(10), inventory, Map.of(), intervals, Map.of(), Map.of());
+    return new IntervalReport(Instant.now(), Duration.ofSeconds(10), inventory, Map.of(), intervals, Map.of(), Map.of(), List.of());
   }
 
   private static long usedAfterGc() throws InterruptedException {

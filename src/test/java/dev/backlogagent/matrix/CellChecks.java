@@ -178,11 +178,13 @@ final class CellChecks {
     }
     long reqqFull = CellOutput.delta(s, "TcpExtTCPReqQFullDrop");
     long ssDrops = CellOutput.Ss.parse(s.path("ss").asText()).map(CellOutput.Ss::drops).orElse(-1L);
-    List<JsonNode> lines = out.lines(phase, s, "syn_queue_overflow", PORT);
+    // SYN-side drops are split by the namespace's counters (docs/diagnosis.md): syn_queue_overflow for those
+    // TCPReqQFullDrop counted, syn_dropped for the rest (5.10 sheds unproven peers at three quarters of
+    // tcp_max_syn_backlog without TCPReqQFullDrop); together they are the listener's own drops.
+    List<JsonNode> lines = new java.util.ArrayList<>(out.lines(phase, s, "syn_queue_overflow", PORT));
+    lines.addAll(out.lines(phase, s, "syn_dropped", PORT));
     long agent = lines.stream().mapToLong(l -> l.path("drops").asLong()).sum();
     boolean pids = !lines.isEmpty() && lines.stream().allMatch(l -> l.path("pid").asLong() == s.path("pid").asLong());
-    // Which counter a SYN-queue drop lands in differs (5.10 sheds unproven peers at three quarters of
-    // tcp_max_syn_backlog without TCPReqQFullDrop); the listener's own drops and ListenDrops count them all.
     boolean right = CellOutput.delta(s, "TcpExtListenDrops") > 0 && agent == ssDrops && pids;
     add(what, right ? Outcome.CHECKED : Outcome.FAILED, "drops agent " + agent + ", ss d" + ssDrops + " (TCPReqQFullDrop "
         + reqqFull + ", ListenDrops " + CellOutput.delta(s, "TcpExtListenDrops") + ")" + (pids ? ", pid " + s.path("pid").asLong() : ""));
