@@ -24,7 +24,8 @@ public final class ProgramSupervisor implements AutoCloseable {
   private static final Duration STABLE_RUN = Duration.ofSeconds(60);
   /** Debugging aid: every stdout line of every child, appended to this file (env BACKLOG_AGENT_RAW_LOG). */
   private static final String RAW_LOG = System.getenv("BACKLOG_AGENT_RAW_LOG");
-  private static final long ATTACH_GRACE_NANOS = Duration.ofMillis(1500).toNanos();
+  /** How long bpftrace must stay alive after claiming "attached_probes" for the claim to hold, where nothing says otherwise. */
+  public static final Duration DEFAULT_ATTACH_GRACE = Duration.ofMillis(1500);
 
   private final String name;
   private final List<String> command;
@@ -38,6 +39,7 @@ public final class ProgramSupervisor implements AutoCloseable {
   private final AtomicLong malformed = new AtomicLong();
   private final AtomicLong lost = new AtomicLong();
   private final Deque<String> recentErrors = new ArrayDeque<>();
+  private final long attachGraceNanos;
 
   private volatile SupervisorStatus.State state = SupervisorStatus.State.STARTING;
   private volatile boolean attachedThisRun;
@@ -56,6 +58,16 @@ public final class ProgramSupervisor implements AutoCloseable {
   /** The same, with these variables added to the child's environment (e.g. BPFTRACE_BTF). */
   public ProgramSupervisor(String name, List<String> command, Map<String, String> environment,
       Consumer<BpftraceRecord> sink, Backoff backoff) {
+    this(name, command, environment, sink, backoff, DEFAULT_ATTACH_GRACE);
+  }
+
+  /**
+   * The same, with the time bpftrace must outlive its "attached_probes" claim (it prints it before the
+   * verifier has seen every probe: a slow machine needs longer to tell a refusal).
+   */
+  public ProgramSupervisor(String name, List<String> command, Map<String, String> environment,
+      Consumer<BpftraceRecord> sink, Backoff backoff, Duration attachGrace) {
+    this.attachGraceNanos = attachGrace.toNanos();
     this.name = name;
     this.command = List.copyOf(command);
     this.environment = Map.copyOf(environment);
@@ -103,7 +115,7 @@ public final class ProgramSupervisor implements AutoCloseable {
         while (!closed && !child.waitFor(200)) {
           // A probe that cannot attach makes bpftrace exit within moments of its claim; alive after
           // the grace period, the claim holds.
-          if (!attachedThisRun && attachClaimedAt != 0 && System.nanoTime() - attachClaimedAt > ATTACH_GRACE_NANOS) {
+          if (!attachedThisRun && attachClaimedAt != 0 && System.nanoTime() - attachClaimedAt > attachGraceNanos) {
             confirmAttached();
           }
         }

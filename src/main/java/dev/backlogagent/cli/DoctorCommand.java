@@ -98,9 +98,8 @@ final class DoctorCommand implements Callable<Integer> {
     }
     Path work = Files.createTempDirectory("backlog-agent-doctor-");
     Path binary = bpftrace != null ? bpftrace : Path.of(host.bpftrace().path());
-    Tracing.Launch launch = new Tracing.Launch(binary, List.of("1", "100"), work,
-        Tracing.attachDeadline(Duration.ofSeconds(attachTimeoutSeconds), host.attach().tracepoint().millis()),
-        host.btf().bpftraceEnvironment());
+    Tracing.Launch launch = Tracing.Launch.fitting(binary, List.of("1", "100"), work,
+        Duration.ofSeconds(attachTimeoutSeconds), host.attach().tracepoint().millis(), host.btf().bpftraceEnvironment());
     try (Tracing tried = Tracing.start(choices, programs, launch, r -> {})) {
       return tried.concerns();
     } finally {

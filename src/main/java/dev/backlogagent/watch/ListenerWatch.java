@@ -140,9 +140,9 @@ public final class ListenerWatch implements AutoCloseable {
     long intervalSeconds = Math.max(1, settings.interval().toSeconds());
     long probeMillis = host.attach() != null && host.attach().tracepoint() != null ? host.attach().tracepoint().millis() : 0;
     Duration floor = settings.attachTimeout() == null ? Tracing.DEFAULT_ATTACH_TIMEOUT : settings.attachTimeout();
-    Tracing.Launch launch = new Tracing.Launch(bpftracePath,
+    Tracing.Launch launch = Tracing.Launch.fitting(bpftracePath,
         List.of(Long.toString(intervalSeconds), Long.toString(settings.slowAcceptMillis())),
-        workDirectory, Tracing.attachDeadline(floor, probeMillis), host.btf() == null ? Map.of() : host.btf().bpftraceEnvironment());
+        workDirectory, floor, probeMillis, host.btf() == null ? Map.of() : host.btf().bpftraceEnvironment());
     tracing = Tracing.start(choices, settings.programs(), launch, this::take);
   }
 
