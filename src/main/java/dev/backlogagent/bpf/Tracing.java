@@ -236,7 +236,7 @@ public final class Tracing implements AutoCloseable {
       throws IOException {
     Path file = Files.createTempFile(launch.workDirectory(), program.name().length() > 40 ? "combined-" : program.name() + "-", ".bt",
         PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-    Files.writeString(file, program.source());
+    Files.writeString(file, program.source() + ProgramSupervisor.HEARTBEAT_PROBE);
     List<String> command = new ArrayList<>();
     // The child dies with the thread that started it, so a JVM killed with SIGKILL leaves no probe behind.
     ChildProcess.findExecutable("setpriv")
@@ -244,7 +244,7 @@ public final class Tracing implements AutoCloseable {
     command.addAll(List.of(launch.bpftrace().toString(), "-f", "json", "-B", "none", file.toString()));
     command.addAll(launch.arguments());
     return new ProgramSupervisor(program.name(), command, launch.environment(), sink, Backoff.standard(),
-        launch.attachGrace()).start();
+        launch.attachGrace(), ProgramSupervisor.SILENCE_LIMIT).start();
   }
 
   public List<Concern> running() {

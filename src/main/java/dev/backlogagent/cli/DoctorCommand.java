@@ -141,6 +141,11 @@ final class DoctorCommand implements Callable<Integer> {
           result.equals("n/a") ? needed.getValue() + "; not known to this kernel, CAP_SYS_ADMIN stands in" : needed.getValue();
       rows.add(row(name, result, detail));
     }
+    for (Map.Entry<Capability, String> optional : Capability.OPTIONAL.entrySet()) {
+      String name = optional.getKey().name();
+      boolean absent = caps.optionalMissing() != null && caps.optionalMissing().contains(name);
+      rows.add(row(name, absent ? "absent" : "yes", "optional: " + optional.getValue()));
+    }
     HostCapabilities.Sysctls sysctls = host.sysctls();
     rows.add(sysctlRow("net.core.somaxconn", sysctls.somaxconn(), sysctls));
     rows.add(sysctlRow("net.ipv4.tcp_max_syn_backlog", sysctls.tcpMaxSynBacklog(), sysctls));
