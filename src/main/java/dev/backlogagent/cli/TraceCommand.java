@@ -50,7 +50,7 @@ final class TraceCommand implements Callable<Integer> {
   @Option(names = "--slow-accept-ms", paramLabel = "MS", defaultValue = "100", description = "Report connections that waited longer than MS in the accept queue (default: ${DEFAULT-VALUE}).")
   int slowAcceptMs;
 
-  @Option(names = "--tier", paramLabel = "TIER", description = "Force the tier (kprobe, tracepoint, counters) instead of probing the kernel.")
+  @Option(names = "--tier", paramLabel = "TIER", description = "Force the tier (kprobe, tracepoint, libbpf-tools, ftrace, counters) instead of probing the kernel.")
   String tier;
 
   @Option(names = "--bpftrace", paramLabel = "PATH", description = "The bpftrace to run (default: search PATH, /usr/sbin, /usr/bin).")
@@ -157,7 +157,7 @@ final class TraceCommand implements Callable<Integer> {
     try {
       Tier t = Tier.parse(tier);
       if (t == Tier.NONE) {
-        throw new IllegalArgumentException("tier 'none' observes nothing; expected kprobe, tracepoint or counters");
+        throw new IllegalArgumentException("tier 'none' observes nothing; expected kprobe, tracepoint, libbpf-tools, ftrace or counters");
       }
       return t;
     } catch (IllegalArgumentException e) {

@@ -8,6 +8,7 @@ import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.decode.TraceEventDecoder;
+import dev.backlogagent.ftrace.FtraceTier;
 import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.kernel.KernelProbe;
 import dev.backlogagent.kernel.Tier;
@@ -78,6 +79,8 @@ public final class ListenerWatch implements AutoCloseable {
   private final Path workDirectory;
   private final Observer observer;
   private Tracing tracing;
+  private FtraceTier ftrace;
+  private final List<Tracing.Failure> ftraceFailures = new ArrayList<>();
 
   private ListenerWatch(Settings settings, Observer observer) throws IOException {
     this.settings = settings;
@@ -110,6 +113,10 @@ public final class ListenerWatch implements AutoCloseable {
     Inventory first = reader.read(settings.scope());
     latest.set(first);
     correlator.close(first);
+    if (tier == Tier.FTRACE) {
+      startFtrace();
+      return;
+    }
     boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
     Path bpftracePath = settings.bpftrace() != null ? settings.bpftrace()
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
@@ -124,6 +131,21 @@ public final class ListenerWatch implements AutoCloseable {
     tracing = Tracing.start(chosen, launch, this::take);
   }
 
+  // The ftrace tier: no BPF, no child; its events join the same pipeline as the programs' records.
+  private void startFtrace() {
+    try {
+      ftrace = FtraceTier.start(FtraceTier.Settings.of(settings.interval(), settings.scope().port()),
+          event -> deliver(List.of(event)), latest::get);
+      for (FtraceTier.Failure f : ftrace.failures()) {
+        ftraceFailures.add(new Tracing.Failure(f.concern(), "ftrace: " + f.reason()));
+      }
+    } catch (IOException e) {
+      for (Concern concern : List.of(Concern.LISTEN, Concern.HANDSHAKES, Concern.SYNACK, Concern.DROPS, Concern.RESETS)) {
+        ftraceFailures.add(new Tracing.Failure(concern, "ftrace: " + e.getMessage()));
+      }
+    }
+  }
+
   /** Decodes one bpftrace record; runs on a child's reader thread. */
   private void take(BpftraceRecord record) {
     List<TraceEvent> events;
@@ -135,6 +157,11 @@ public final class ListenerWatch implements AutoCloseable {
       }
       return;
     }
+    deliver(events);
+  }
+
+  /** Hands decoded events to the correlator (and the observer); from any source's thread. */
+  private void deliver(List<TraceEvent> events) {
     decoded.addAndGet(events.size());
     for (TraceEvent event : events) {
       if (event instanceof TraceEvent.ListenCall call) {
@@ -181,11 +208,27 @@ public final class ListenerWatch implements AutoCloseable {
   }
 
   public List<Concern> running() {
+    if (ftrace != null) {
+      return ftrace.running();
+    }
     return tracing == null ? List.of() : tracing.running();
   }
 
   public List<Tracing.Failure> failures() {
+    if (tier == Tier.FTRACE) {
+      return List.copyOf(ftraceFailures);
+    }
     return tracing == null ? List.of() : tracing.failures();
+  }
+
+  /** The ftrace tier's counts (records read, skipped over the cap, lost, unattributed), when it runs. */
+  public java.util.Optional<FtraceTier.Stats> ftraceStats() {
+    return ftrace == null ? java.util.Optional.empty() : java.util.Optional.of(ftrace.stats());
+  }
+
+  /** The ftrace tier's tracefs instance, when it runs. */
+  public java.util.Optional<String> ftraceInstance() {
+    return ftrace == null ? java.util.Optional.empty() : java.util.Optional.of(ftrace.instanceName());
   }
 
   public List<SupervisorStatus> supervisors() {
@@ -213,6 +256,9 @@ public final class ListenerWatch implements AutoCloseable {
   public void stopPrograms() {
     if (tracing != null) {
       tracing.close();
+    }
+    if (ftrace != null) {
+      ftrace.close();
     }
   }
 
