@@ -41,7 +41,7 @@ final class DoctorCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws JsonProcessingException {
-    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).build().probe();
+    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).everyRung(true).build().probe();
     PrintWriter out = spec.commandLine().getOut();
     if (json) {
       out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(host));
@@ -68,6 +68,16 @@ final class DoctorCommand implements Callable<Integer> {
         tools.found()
             ? tools.path() + ", " + tools.detail() + (tools.versionSource() == null ? "" : " (" + tools.versionSource() + ")")
             : tools.detail()));
+    if (host.libbpfToolsAttach() != null) {
+      for (HostCapabilities.ToolAttach t : host.libbpfToolsAttach()) {
+        rows.add(row("attach " + t.tool(), t.works() ? "works" : "fails",
+            t.detail() + (t.millis() > 0 ? " (" + t.millis() + " ms)" : "")));
+      }
+    }
+    if (host.ftrace() != null) {
+      rows.add(row("ftrace instance", host.ftrace().works() ? "works" : "fails", host.ftrace().detail()
+          + (host.ftrace().millis() > 0 ? " (" + host.ftrace().millis() + " ms)" : "")));
+    }
     HostCapabilities.Capabilities caps = host.capabilities();
     if (caps.detail() != null) {
       rows.add(row("capabilities", "unknown", caps.detail()));
@@ -94,6 +104,14 @@ final class DoctorCommand implements Callable<Integer> {
     for (String[] r : rows) {
       String line = String.format("%-" + checkWidth + "s  %-" + resultWidth + "s  %s", r[0], r[1], r[2]);
       out.println(line.stripTrailing());
+    }
+    if (host.ladder() != null) {
+      int width = host.ladder().stream().mapToInt(r -> r.rung().length()).max().orElse(0);
+      out.println("ladder (first rung that works is chosen):");
+      for (HostCapabilities.Rung r : host.ladder()) {
+        String mark = r.chosen() ? "chosen" : r.works() ? "works" : "no";
+        out.println(String.format("  %-" + width + "s  %-6s  %s", r.rung(), mark, r.why()).stripTrailing());
+      }
     }
     out.println("tier: " + host.tier().label() + " \u2014 " + host.tierReason());
   }

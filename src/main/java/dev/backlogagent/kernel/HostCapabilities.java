@@ -23,7 +23,28 @@ public record HostCapabilities(
     ProcNetstat procNetstat,
     Tier tier,
     String tierReason,
-    long probeMillis) {
+    long probeMillis,
+    List<ToolAttach> libbpfToolsAttach,
+    FtraceCheck ftrace,
+    List<Rung> ladder) {
+
+  /** One libbpf-tools program started for a moment to see whether it attaches here (e.g. solisten). */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record ToolAttach(String tool, boolean works, String detail, long millis) {}
+
+  /**
+   * Whether the ftrace tier can run: a tracefs instance of the agent's own was made, an event enabled in
+   * it with a filter, and removed again.
+   */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record FtraceCheck(boolean works, String tracefs, String detail, long millis) {}
+
+  /**
+   * One rung of the ladder bpftrace, libbpf-tools, ftrace, counters: whether it works here, whether it is
+   * the one chosen, and why (or why not).
+   */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record Rung(String rung, Tier tier, boolean works, boolean chosen, String why) {}
 
   /** Kernel type information at /sys/kernel/btf/vmlinux, which bpftrace needs for fentry and struct fields. */
   @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)

@@ -53,11 +53,13 @@ public final class KernelProbe {
   private final Path bpftraceOverride;
   private final Duration attachTimeout;
   private final boolean mountTracefs;
+  private final boolean everyRung;
 
   private KernelProbe(Builder builder) {
     this.bpftraceOverride = builder.bpftrace;
     this.attachTimeout = builder.attachTimeout;
     this.mountTracefs = builder.mountTracefs;
+    this.everyRung = builder.everyRung;
   }
 
   /** A probe that searches for bpftrace and mounts tracefs when it can. */
@@ -74,8 +76,15 @@ public final class KernelProbe {
     private Path bpftrace;
     private Duration attachTimeout = DEFAULT_ATTACH_TIMEOUT;
     private boolean mountTracefs = true;
+    private boolean everyRung;
 
     private Builder() {}
+
+    /** Try every rung of the ladder (doctor), not only down to the first that works (the agent's start). */
+    public Builder everyRung(boolean every) {
+      this.everyRung = every;
+      return this;
+    }
 
     /** Use this bpftrace instead of searching PATH, /usr/sbin and /usr/bin; null searches. */
     public Builder bpftrace(Path path) {
@@ -143,10 +152,23 @@ public final class KernelProbe {
       }
       HostCapabilities.LibbpfTools tools =
           await(libbpfTools, () -> new HostCapabilities.LibbpfTools(false, null, null, null, "check did not finish"));
-      TierChoice choice = TierChoice.decide(netstat, binary, attach, capabilities);
+      TierChoice bpftraceRung = TierChoice.decide(netstat, binary, attach, capabilities);
+      boolean climb = everyRung || !bpftraceRung.tier().runsBpftrace();
+      Future<List<HostCapabilities.ToolAttach>> toolAttach = climb && tools.found()
+          ? pool.submit(() -> LibbpfToolsProbe.tryAll(attachTimeout)) : null;
+      HostCapabilities.FtraceCheck ftrace = climb ? FtraceProbe.check() : null;
+      List<HostCapabilities.ToolAttach> attached = toolAttach == null ? null
+          : await(toolAttach, () -> List.of(new HostCapabilities.ToolAttach("solisten", false, "did not finish", 0)));
+      boolean toolsWork = attached != null && TierChoice.LIBBPF_TOOLS_NEEDED.stream()
+          .allMatch(t -> attached.stream().anyMatch(a -> a.tool().equals(t) && a.works()));
+      if (!everyRung && toolsWork) {
+        ftrace = null; // a rung above works: only doctor lists what the lower ones would do
+      }
+      TierChoice.Ladder ladder = TierChoice.climb(netstat, bpftraceRung, tools, attached, ftrace);
+      TierChoice choice = ladder.choice();
       long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
       return new HostCapabilities(kernelRelease, btf, tracefs, binary, attach, tools, capabilities, sysctls, netstat,
-          choice.tier(), choice.reason(), millis);
+          choice.tier(), choice.reason(), millis, attached, ftrace, ladder.rungs());
     } finally {
       pool.shutdownNow();
     }
