@@ -214,29 +214,44 @@ public final class FtraceTier implements AutoCloseable {
     }
   }
 
+  /** A record copied out of its page, so that the records of every CPU can be taken in time order. */
+  private record Copied(long timestamp, ByteBuffer bytes) {}
+
+  /**
+   * Reads every CPU's buffer, then handles the records in time order: a listener born on one CPU must be
+   * known before its first handshake, handled on another, is attributed.
+   */
   private void drain(byte[] page, int dataOffset) throws IOException {
+    List<Copied> round = new ArrayList<>();
     for (RawPipe pipe : pipes) {
       for (int n = pipe.read(page); n > 0; n = pipe.read(page)) {
-        RingBufferPage.Summary s = RingBufferPage.decode(page, n, dataOffset, this::record);
+        RingBufferPage.Summary s = RingBufferPage.decode(page, n, dataOffset, (b, offset, length, time) -> {
+          records.incrementAndGet();
+          rollInterval();
+          ListenerEvents.Kind kind = events.kind(b, offset);
+          if (kind == ListenerEvents.Kind.OTHER) {
+            return;
+          }
+          if (usedThisInterval.merge(kind, 1L, Long::sum) > settings.caps().of(kind)) {
+            skipped.incrementAndGet();
+            return;
+          }
+          byte[] copy = new byte[length];
+          b.get(offset, copy);
+          round.add(new Copied(time, ByteBuffer.wrap(copy).order(java.nio.ByteOrder.LITTLE_ENDIAN)));
+        });
         if (s.missed() > 0) {
           lostPages.addAndGet(s.missed());
         }
       }
     }
+    round.sort(java.util.Comparator.comparingLong(Copied::timestamp));
+    for (Copied c : round) {
+      record(c.bytes(), 0, c.bytes().capacity());
+    }
   }
 
   private void record(ByteBuffer b, int offset, int length) {
-    records.incrementAndGet();
-    rollInterval();
-    ListenerEvents.Kind kind = events.kind(b, offset);
-    if (kind == ListenerEvents.Kind.OTHER) {
-      return;
-    }
-    long used = usedThisInterval.merge(kind, 1L, Long::sum);
-    if (used > settings.caps().of(kind)) {
-      skipped.incrementAndGet();
-      return;
-    }
     try {
       if (events.decode(b, offset, length, output)) {
         decoded.incrementAndGet();
@@ -256,7 +271,34 @@ public final class FtraceTier implements AutoCloseable {
       intervalStart = now;
       usedThisInterval.clear();
       resetKeysThisInterval.clear();
+      taskNamespaces.clear();
     }
+  }
+
+  // Kernel threads (ksoftirqd) carry other tasks' softirqs: their namespace says nothing (PF_KTHREAD, stat field 9).
+  private static final long PF_KTHREAD = 0x00200000L;
+  private final Map<Integer, Long> taskNamespaces = new HashMap<>();
+
+  private long taskNetns(int tid) {
+    Long known = taskNamespaces.get(tid);
+    if (known != null) {
+      return known;
+    }
+    long netns = -1;
+    Path task = Path.of("/proc", Integer.toString(tid));
+    try {
+      String stat = java.nio.file.Files.readString(task.resolve("stat"), java.nio.charset.StandardCharsets.US_ASCII);
+      long flags = Long.parseLong(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[6]);
+      if ((flags & PF_KTHREAD) == 0) {
+        netns = dev.backlogagent.procfs.NetNamespaces.inodeOf(task.resolve("ns/net"));
+      }
+    } catch (IOException | RuntimeException e) {
+      // gone: unknown
+    }
+    if (taskNamespaces.size() < 4096) {
+      taskNamespaces.put(tid, netns);
+    }
+    return netns;
   }
 
   private void count(TraceEvent.Counted what, ListenerKey key, String detail) {
@@ -337,8 +379,8 @@ public final class FtraceTier implements AutoCloseable {
     }
 
     @Override
-    public void handshake(int family, String address, int port) {
-      ListenerKey key = attributed(attribution.byPort(family, address, port));
+    public void handshake(int tid, int family, String address, int port) {
+      ListenerKey key = attributed(attribution.byPortOrTask(family, address, port, () -> taskNetns(tid)));
       if (key != null) {
         count(TraceEvent.Counted.HANDSHAKES, key, null);
       }
@@ -365,8 +407,11 @@ public final class FtraceTier implements AutoCloseable {
     }
 
     @Override
-    public void reset(long socket, int family, String address, int port, int state, long reason) {
+    public void reset(int tid, long socket, int family, String address, int port, int state, long reason) {
       ListenerAttribution.Result r = attribution.attribute(socket, family, address, port);
+      if (r.outcome() == ListenerAttribution.Outcome.AMBIGUOUS) {
+        r = attribution.byPortOrTask(family, address, port, () -> taskNetns(tid));
+      }
       ListenerKey key = r.key();
       if (r.outcome() == ListenerAttribution.Outcome.AMBIGUOUS) {
         ambiguous.incrementAndGet();

@@ -28,7 +28,7 @@ final class ListenerAttribution {
   private static final int MAX_SOCKETS = 65_536;
 
   /** How an event was attributed. */
-  enum Outcome { EXACT, BY_PORT, AMBIGUOUS, UNKNOWN }
+  enum Outcome { EXACT, BY_PORT, BY_TASK, AMBIGUOUS, UNKNOWN }
 
   record Result(ListenerKey key, Outcome outcome) {}
 
@@ -73,8 +73,39 @@ final class ListenerAttribution {
     return byPort(family, address, port);
   }
 
+  /**
+   * As {@link #byPort(int, String, int)}, and when several namespaces could take a connection to a loopback
+   * address, the namespace of the task the event ran in: loopback never crosses namespaces, and its
+   * receive path runs in the sending task's softirq, so that task (a user task, not ksoftirqd) is in the
+   * connection's namespace. {@code taskNetns} gives it (-1 for a kernel thread or a task gone).
+   */
+  Result byPortOrTask(int family, String address, int port, java.util.function.LongSupplier taskNetns) {
+    Result r = byPort(family, address, port);
+    if (r.outcome() != Outcome.AMBIGUOUS || !isLoopback(address)) {
+      return r;
+    }
+    long netns = taskNetns.getAsLong();
+    if (netns > 0 && candidates(family, address, port).contains(netns)) {
+      return new Result(new ListenerKey(netns, family, address, port), Outcome.BY_TASK);
+    }
+    return r;
+  }
+
+  static boolean isLoopback(String address) {
+    return address.startsWith("127.") || address.equals("::1") || address.startsWith("::ffff:127.");
+  }
+
   /** The namespaces whose listeners would take a connection to {@code address:port}. */
   Result byPort(int family, String address, int port) {
+    Set<Long> namespaces = candidates(family, address, port);
+    if (namespaces.size() == 1) {
+      return new Result(new ListenerKey(namespaces.iterator().next(), family, address, port), Outcome.BY_PORT);
+    }
+    return new Result(new ListenerKey(0, family, address, port),
+        namespaces.isEmpty() ? Outcome.UNKNOWN : Outcome.AMBIGUOUS);
+  }
+
+  private Set<Long> candidates(int family, String address, int port) {
     refreshIndex();
     Set<Long> namespaces = new HashSet<>();
     for (Listener l : byPort.getOrDefault(port, List.of())) {
@@ -87,11 +118,7 @@ final class ListenerAttribution {
         namespaces.add(k.netns());
       }
     }
-    if (namespaces.size() == 1) {
-      return new Result(new ListenerKey(namespaces.iterator().next(), family, address, port), Outcome.BY_PORT);
-    }
-    return new Result(new ListenerKey(0, family, address, port),
-        namespaces.isEmpty() ? Outcome.UNKNOWN : Outcome.AMBIGUOUS);
+    return namespaces;
   }
 
   // Whether a listener bound to `bound` (of `boundFamily`) takes a connection to `address` of `family`.

@@ -39,15 +39,15 @@ final class ListenerEvents {
 
     void listenerClosed(long socket);
 
-    /** A connection's child socket was created from a listener at the third ACK. */
-    void handshake(int family, String address, int port);
+    /** A connection's child socket was created from a listener at the third ACK, in task {@code tid}'s softirq. */
+    void handshake(int tid, int family, String address, int port);
 
     void synackRetransmit(long listener, int family, String address, int port);
 
     /** A packet freed with {@code reason} at socket {@code socket} (maybe a listener). */
     void drop(long socket, long reason);
 
-    void reset(long socket, int family, String address, int port, int state, long reason);
+    void reset(int tid, long socket, int family, String address, int port, int state, long reason);
   }
 
   // The drop reasons that a listener itself sees (recorded on 6.18 by drops.bt: see its header); the
@@ -214,7 +214,7 @@ final class ListenerEvents {
       if (newstate == stateListen) {
         out.listenerBorn(tid, f.integer(b, base, "skaddr"), local.family(), local.address(), local.port());
       } else if (oldstate == stateListen && newstate == stateSynRecv || oldstate == stateNewSynRecv && newstate == stateSynRecv) {
-        out.handshake(local.family(), local.address(), local.port());
+        out.handshake(tid, local.family(), local.address(), local.port());
       } else if (oldstate == stateListen) {
         out.listenerClosed(f.integer(b, base, "skaddr"));
       }
@@ -226,7 +226,7 @@ final class ListenerEvents {
     } else if (f == sendReset) {
       Endpoint local = f.has("sport") ? inetSource(f, b, base) : sockaddr(f.bytes(b, base, "saddr"));
       long reason = f.has("reason") ? f.integer(b, base, "reason") : 0;
-      out.reset(f.integer(b, base, "skaddr"), local.family(), local.address(), local.port(),
+      out.reset(tid, f.integer(b, base, "skaddr"), local.family(), local.address(), local.port(),
           (int) f.integer(b, base, "state"), reason);
     }
     return true;

@@ -17,9 +17,12 @@ public final class RingBufferPage {
   private static final long MISSED_EVENTS = 1L << 31;
   private static final long MISSED_STORED = 1L << 30;
 
-  /** Receives each data record: {@code page} holds it from {@code offset} for {@code length} bytes. */
+  /**
+   * Receives each data record: {@code page} holds it from {@code offset} for {@code length} bytes;
+   * {@code timestamp} is the buffer clock's time of the record (the page's time plus every delta before it).
+   */
   public interface RecordSink {
-    void record(ByteBuffer page, int offset, int length);
+    void record(ByteBuffer page, int offset, int length, long timestamp);
   }
 
   /** What one page held: its records, and events the kernel lost before it (-1: lost, count unknown). */
@@ -47,6 +50,7 @@ public final class RingBufferPage {
       }
     }
     int records = 0;
+    long time = b.getLong(0);
     int at = dataOffset;
     while (at + 4 <= end) {
       int header = b.getInt(at);
@@ -63,6 +67,11 @@ public final class RingBufferPage {
         }
         next = data + b.getInt(data);
       } else if (typeLen == TYPE_TIME_EXTEND || typeLen == TYPE_TIME_STAMP) {
+        if (data + 4 > end) {
+          break;
+        }
+        long extended = (Integer.toUnsignedLong(b.getInt(data)) << 27) | timeDelta;
+        time = typeLen == TYPE_TIME_EXTEND ? time + extended : extended;
         next = data + 4;
       } else if (typeLen == 0) {
         if (data + 4 > end) {
@@ -71,15 +80,17 @@ public final class RingBufferPage {
         int recordLength = b.getInt(data) - 4;
         data += 4;
         next = data + ((recordLength + 3) & ~3);
+        time += timeDelta;
         if (recordLength > 0 && data + recordLength <= end) {
-          sink.record(b, data, recordLength);
+          sink.record(b, data, recordLength, time);
           records++;
         }
       } else {
         int recordLength = typeLen * 4;
         next = data + recordLength;
+        time += timeDelta;
         if (next <= end) {
-          sink.record(b, data, recordLength);
+          sink.record(b, data, recordLength, time);
           records++;
         }
       }

@@ -55,7 +55,7 @@ class RecordedPageTest {
       seen.add("closed");
     }
 
-    public void handshake(int family, String address, int port) {
+    public void handshake(int tid, int family, String address, int port) {
       seen.add("handshake " + family + " " + address + " " + port);
     }
 
@@ -67,7 +67,7 @@ class RecordedPageTest {
       seen.add("drop " + reason);
     }
 
-    public void reset(long socket, int family, String address, int port, int state, long reason) {
+    public void reset(int tid, long socket, int family, String address, int port, int state, long reason) {
       seen.add("reset " + address + " " + port + " state " + state + " reason " + reason);
     }
   }
@@ -80,7 +80,7 @@ class RecordedPageTest {
       page = in.readAllBytes();
     }
     Calls calls = new Calls();
-    RingBufferPage.Summary summary = RingBufferPage.decode(page, page.length, 16, (b, offset, length) -> {
+    RingBufferPage.Summary summary = RingBufferPage.decode(page, page.length, 16, (b, offset, length, time) -> {
       if (events.kind(b, offset) != ListenerEvents.Kind.OTHER) {
         assertThat(events.decode(b, offset, length, calls)).isTrue();
       }
@@ -137,7 +137,7 @@ class RecordedPageTest {
     b.putInt(20, 0xdead);
     b.putLong(28, 123);
     List<Integer> lengths = new ArrayList<>();
-    RingBufferPage.Summary s = RingBufferPage.decode(page, page.length, 16, (buf, off, len) -> lengths.add(len));
+    RingBufferPage.Summary s = RingBufferPage.decode(page, page.length, 16, (buf, off, len, time) -> lengths.add(len));
     assertThat(lengths).containsExactly(8);
     assertThat(s.missed()).isEqualTo(123);
   }
