@@ -275,30 +275,10 @@ public final class FtraceTier implements AutoCloseable {
     }
   }
 
-  // Kernel threads (ksoftirqd) carry other tasks' softirqs: their namespace says nothing (PF_KTHREAD, stat field 9).
-  private static final long PF_KTHREAD = 0x00200000L;
-  private final Map<Integer, Long> taskNamespaces = new HashMap<>();
+  private final TaskNamespaces taskNamespaces = new TaskNamespaces();
 
   private long taskNetns(int tid) {
-    Long known = taskNamespaces.get(tid);
-    if (known != null) {
-      return known;
-    }
-    long netns = -1;
-    Path task = Path.of("/proc", Integer.toString(tid));
-    try {
-      String stat = java.nio.file.Files.readString(task.resolve("stat"), java.nio.charset.StandardCharsets.US_ASCII);
-      long flags = Long.parseLong(stat.substring(stat.lastIndexOf(')') + 2).split(" ")[6]);
-      if ((flags & PF_KTHREAD) == 0) {
-        netns = dev.backlogagent.procfs.NetNamespaces.inodeOf(task.resolve("ns/net"));
-      }
-    } catch (IOException | RuntimeException e) {
-      // gone: unknown
-    }
-    if (taskNamespaces.size() < 4096) {
-      taskNamespaces.put(tid, netns);
-    }
-    return netns;
+    return taskNamespaces.of(tid);
   }
 
   private void count(TraceEvent.Counted what, ListenerKey key, String detail) {

@@ -24,13 +24,13 @@ import java.util.function.Supplier;
  * </ol>
  * Used by the tier's single reader thread only.
  */
-final class ListenerAttribution {
+public final class ListenerAttribution {
   private static final int MAX_SOCKETS = 65_536;
 
   /** How an event was attributed. */
-  enum Outcome { EXACT, BY_PORT, BY_TASK, AMBIGUOUS, UNKNOWN }
+  public enum Outcome { EXACT, BY_PORT, BY_TASK, AMBIGUOUS, UNKNOWN }
 
-  record Result(ListenerKey key, Outcome outcome) {}
+  public record Result(ListenerKey key, Outcome outcome) {}
 
   private final Supplier<Inventory> inventory;
   private final Map<Long, ListenerKey> bySocket =
@@ -43,20 +43,20 @@ final class ListenerAttribution {
   private Inventory indexed;
   private Map<Integer, List<Listener>> byPort = Map.of();
 
-  ListenerAttribution(Supplier<Inventory> inventory) {
+  public ListenerAttribution(Supplier<Inventory> inventory) {
     this.inventory = inventory;
   }
 
   /** A listener socket was born (or seen at a SYN-ACK retransmit, attributed by port) at {@code socket}. */
-  void learn(long socket, ListenerKey key) {
+  public void learn(long socket, ListenerKey key) {
     bySocket.put(socket, key);
   }
 
-  void forget(long socket) {
+  public void forget(long socket) {
     bySocket.remove(socket);
   }
 
-  ListenerKey bySocket(long socket) {
+  public ListenerKey bySocket(long socket) {
     return bySocket.get(socket);
   }
 
@@ -65,7 +65,7 @@ final class ListenerAttribution {
   }
 
   /** The listener a connection's local address and port lead to, with the socket tried first when known. */
-  Result attribute(long socket, int family, String address, int port) {
+  public Result attribute(long socket, int family, String address, int port) {
     ListenerKey known = socket == 0 ? null : bySocket.get(socket);
     if (known != null) {
       return new Result(known, Outcome.EXACT);
@@ -79,7 +79,7 @@ final class ListenerAttribution {
    * receive path runs in the sending task's softirq, so that task (a user task, not ksoftirqd) is in the
    * connection's namespace. {@code taskNetns} gives it (-1 for a kernel thread or a task gone).
    */
-  Result byPortOrTask(int family, String address, int port, java.util.function.LongSupplier taskNetns) {
+  public Result byPortOrTask(int family, String address, int port, java.util.function.LongSupplier taskNetns) {
     Result r = byPort(family, address, port);
     if (r.outcome() != Outcome.AMBIGUOUS || !isLoopback(address)) {
       return r;
@@ -96,7 +96,7 @@ final class ListenerAttribution {
   }
 
   /** The namespaces whose listeners would take a connection to {@code address:port}. */
-  Result byPort(int family, String address, int port) {
+  public Result byPort(int family, String address, int port) {
     Set<Long> namespaces = candidates(family, address, port);
     if (namespaces.size() == 1) {
       return new Result(new ListenerKey(namespaces.iterator().next(), family, address, port), Outcome.BY_PORT);

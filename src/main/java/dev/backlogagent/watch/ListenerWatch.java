@@ -8,6 +8,7 @@ import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.decode.TraceEventDecoder;
+import dev.backlogagent.bcc.LibbpfToolsTier;
 import dev.backlogagent.ftrace.FtraceTier;
 import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.kernel.KernelProbe;
@@ -80,6 +81,7 @@ public final class ListenerWatch implements AutoCloseable {
   private final Observer observer;
   private Tracing tracing;
   private FtraceTier ftrace;
+  private LibbpfToolsTier libbpfTools;
   private final List<Tracing.Failure> ftraceFailures = new ArrayList<>();
 
   private ListenerWatch(Settings settings, Observer observer) throws IOException {
@@ -115,6 +117,14 @@ public final class ListenerWatch implements AutoCloseable {
     correlator.close(first);
     if (tier == Tier.FTRACE) {
       startFtrace();
+      return;
+    }
+    if (tier == Tier.LIBBPF_TOOLS) {
+      libbpfTools = LibbpfToolsTier.start(LibbpfToolsTier.Settings.of(settings.interval()),
+          event -> deliver(List.of(event)), latest::get);
+      for (LibbpfToolsTier.Failure f : libbpfTools.failures()) {
+        ftraceFailures.add(new Tracing.Failure(f.concern(), f.reason()));
+      }
       return;
     }
     boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
@@ -211,11 +221,14 @@ public final class ListenerWatch implements AutoCloseable {
     if (ftrace != null) {
       return ftrace.running();
     }
+    if (libbpfTools != null) {
+      return libbpfTools.running();
+    }
     return tracing == null ? List.of() : tracing.running();
   }
 
   public List<Tracing.Failure> failures() {
-    if (tier == Tier.FTRACE) {
+    if (tier == Tier.FTRACE || tier == Tier.LIBBPF_TOOLS) {
       return List.copyOf(ftraceFailures);
     }
     return tracing == null ? List.of() : tracing.failures();
@@ -224,6 +237,11 @@ public final class ListenerWatch implements AutoCloseable {
   /** The ftrace tier's counts (records read, skipped over the cap, lost, unattributed), when it runs. */
   public java.util.Optional<FtraceTier.Stats> ftraceStats() {
     return ftrace == null ? java.util.Optional.empty() : java.util.Optional.of(ftrace.stats());
+  }
+
+  /** The libbpf-tools tier's counts (lines, malformed, skipped, unattributed), when it runs. */
+  public java.util.Optional<LibbpfToolsTier.Stats> libbpfToolsStats() {
+    return libbpfTools == null ? java.util.Optional.empty() : java.util.Optional.of(libbpfTools.stats());
   }
 
   /** The ftrace tier's tracefs instance, when it runs. */
@@ -259,6 +277,9 @@ public final class ListenerWatch implements AutoCloseable {
     }
     if (ftrace != null) {
       ftrace.close();
+    }
+    if (libbpfTools != null) {
+      libbpfTools.close();
     }
   }
 
