@@ -11,7 +11,7 @@ source "$(dirname "$0")/lib.sh"
 
 NS=bltest-tp-acceptq
 PORT=8080
-PROGRAMS=(listen handshakes synack drops resets states)
+read -r -a PROGRAMS <<<"${BT_PROGRAMS:-listen handshakes synack drops resets states}"   # BT_PROGRAMS: other programs (e.g. variants) to run here
 ns_create $NS
 log "netns $NS inode $(ns_inode $NS)"
 

@@ -19,7 +19,7 @@ source "$(dirname "$0")/lib.sh"
 MODE=${1:-drop}
 NS=bltest-tp-ackq
 PORT=8080
-PROGRAMS=(handshakes synack drops resets states)
+read -r -a PROGRAMS <<<"${BT_PROGRAMS:-handshakes synack drops resets states}"   # BT_PROGRAMS: other programs (e.g. variants) to run here
 ns_create $NS
 ip netns exec $NS tc qdisc add dev lo root tbf rate 64kbit burst 100 limit 200000
 situation=ack-overflow

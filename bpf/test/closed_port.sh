@@ -8,7 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 
 NS=bltest-tp-closed
-PROGRAMS=(resets states)
+read -r -a PROGRAMS <<<"${BT_PROGRAMS:-resets states}"   # BT_PROGRAMS: other programs (e.g. variants) to run here
 ns_create $NS
 log "netns $NS inode $(ns_inode $NS)"
 

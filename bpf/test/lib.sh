@@ -30,7 +30,8 @@ ns_inode() { # NAME -> the namespace's inode, as BPF sees it in ns.inum
 
 bt_start() { # OUT PROGRAM [ARGS...]: start bpftrace, wait until attached
     local out=$1; shift
-    timeout -s INT 300 bpftrace -f json "$@" >"$out" 2>"$out.stderr" &
+    # BPFTRACE: another bpftrace, e.g. "chroot ROOT bpftrace" (ROOT must see this checkout and /tmp at the same paths).
+    timeout -s INT 300 ${BPFTRACE:-bpftrace} -f json "$@" >"$out" 2>"$out.stderr" &
     BT_PIDS+=($!)
     local i
     for i in $(seq 1 300); do

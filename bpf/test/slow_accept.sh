@@ -19,7 +19,7 @@ NS=bltest-tp-slow
 PORT=8080
 LISTEN_ADDR=0.0.0.0 CONNECT_ADDR=127.0.0.1 situation=slow-accept
 if [ "${1:-}" = 6 ]; then LISTEN_ADDR=:: CONNECT_ADDR=::1 situation=slow-accept-ipv6; fi
-PROGRAMS=(acceptwait handshakes states)
+read -r -a PROGRAMS <<<"${BT_PROGRAMS:-acceptwait handshakes states}"   # BT_PROGRAMS: other programs (e.g. variants) to run here
 ns_create $NS
 log "netns $NS inode $(ns_inode $NS)"
 

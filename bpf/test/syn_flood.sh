@@ -15,7 +15,7 @@ source "$(dirname "$0")/lib.sh"
 COOKIES=${1:?usage: $0 0|1}
 NS=bltest-tp-synflood
 PORT=8080
-PROGRAMS=(handshakes synack drops resets states)
+read -r -a PROGRAMS <<<"${BT_PROGRAMS:-handshakes synack drops resets states}"   # BT_PROGRAMS: other programs (e.g. variants) to run here
 ns_create $NS
 ip netns exec $NS sysctl -qw net.ipv4.tcp_syncookies="$COOKIES"
 log "netns $NS inode $(ns_inode $NS), tcp_syncookies=$COOKIES"

@@ -110,6 +110,25 @@ public final class LibbpfToolsTier implements AutoCloseable {
     return List.copyOf(running);
   }
 
+  /** The tool a concern runs from at this tier, for its status line. */
+  public static String source(Concern concern) {
+    return switch (concern) {
+      case LISTEN -> "libbpf-tools solisten";
+      case HANDSHAKES -> "libbpf-tools tcpstates -w -L PORTS";
+      default -> "libbpf-tools";
+    };
+  }
+
+  /** What a concern loses at this tier against its bpftrace program (null: nothing). */
+  public static String lost(Concern concern) {
+    return switch (concern) {
+      case LISTEN -> "solisten sees the backlog after the somaxconn clamp: a request at somaxconn is not claimed";
+      case HANDSHAKES -> "no queue depth; the namespace found by address and port; ports that begin listening"
+          + " are traced from the next interval";
+      default -> null;
+    };
+  }
+
   public List<Failure> failures() {
     return List.copyOf(failures);
   }

@@ -24,17 +24,17 @@ public record BpfProgram(List<Concern> concerns, String source) {
   }
 
   /**
-   * Loads a concern's program from {@code directory} when given (an installed agent's programs), else from
-   * the jar.
+   * Loads a concern's program {@code variant} from {@code directory} when given (an installed agent's
+   * programs), else from the jar.
    */
-  public static BpfProgram load(Concern concern, Path directory) throws IOException {
+  public static BpfProgram load(Concern concern, ProgramVariant variant, Path directory) throws IOException {
     String text;
     if (directory != null) {
-      text = Files.readString(directory.resolve(concern.file()), StandardCharsets.UTF_8);
+      text = Files.readString(directory.resolve(variant.file()), StandardCharsets.UTF_8);
     } else {
-      try (InputStream in = BpfProgram.class.getResourceAsStream("/bpf/" + concern.file())) {
+      try (InputStream in = BpfProgram.class.getResourceAsStream("/bpf/" + variant.file())) {
         if (in == null) {
-          throw new IOException("the jar holds no bpf/" + concern.file());
+          throw new IOException("the jar holds no bpf/" + variant.file());
         }
         text = new String(in.readAllBytes(), StandardCharsets.UTF_8);
       }

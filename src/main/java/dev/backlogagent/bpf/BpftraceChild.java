@@ -7,6 +7,7 @@ import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
 
@@ -32,7 +33,14 @@ public final class BpftraceChild implements AutoCloseable {
    */
   public static BpftraceChild start(String name, List<String> command, Consumer<String> stdout, Consumer<String> stderr)
       throws IOException {
+    return start(name, command, Map.of(), stdout, stderr);
+  }
+
+  /** The same, with these variables added to the child's environment. */
+  public static BpftraceChild start(String name, List<String> command, Map<String, String> environment,
+      Consumer<String> stdout, Consumer<String> stderr) throws IOException {
     ProcessBuilder builder = new ProcessBuilder(command).redirectInput(ProcessBuilder.Redirect.PIPE);
+    builder.environment().putAll(environment);
     // Every map of a bpftrace process shares this bound (default 4096 keys), and a hist() takes a key per
     // bucket: a few hundred busy listeners would fill it, and a full map drops new keys silently.
     builder.environment().putIfAbsent("BPFTRACE_MAP_KEYS_MAX", "16384");

@@ -7,6 +7,7 @@ import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -27,6 +28,7 @@ public final class ProgramSupervisor implements AutoCloseable {
 
   private final String name;
   private final List<String> command;
+  private final Map<String, String> environment;
   private final Consumer<BpftraceRecord> sink;
   private final Backoff backoff;
   private final BpftraceJsonReader reader = new BpftraceJsonReader();
@@ -48,8 +50,15 @@ public final class ProgramSupervisor implements AutoCloseable {
   private String lastError;
 
   public ProgramSupervisor(String name, List<String> command, Consumer<BpftraceRecord> sink, Backoff backoff) {
+    this(name, command, Map.of(), sink, backoff);
+  }
+
+  /** The same, with these variables added to the child's environment (e.g. BPFTRACE_BTF). */
+  public ProgramSupervisor(String name, List<String> command, Map<String, String> environment,
+      Consumer<BpftraceRecord> sink, Backoff backoff) {
     this.name = name;
     this.command = List.copyOf(command);
+    this.environment = Map.copyOf(environment);
     this.sink = sink;
     this.backoff = backoff;
     // The thread that starts the child lives as long as the child: --pdeathsig follows the parent thread.
@@ -90,7 +99,7 @@ public final class ProgramSupervisor implements AutoCloseable {
       state = SupervisorStatus.State.STARTING;
       long started = System.nanoTime();
       try {
-        child = BpftraceChild.start(name, command, this::onStdout, this::onStderr);
+        child = BpftraceChild.start(name, command, environment, this::onStdout, this::onStderr);
         while (!closed && !child.waitFor(200)) {
           // A probe that cannot attach makes bpftrace exit within moments of its claim; alive after
           // the grace period, the claim holds.

@@ -9,6 +9,7 @@ import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Consumer;
 
 /**
@@ -22,17 +23,90 @@ public final class Tracing implements AutoCloseable {
   /** A concern that could not run, and why (bpftrace's own error line). */
   public record Failure(Concern concern, String reason) {}
 
-  /** How to run bpftrace: which binary, its positional parameters, where to write program files. */
-  public record Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout) {}
+  /**
+   * How to run bpftrace: which binary, its positional parameters, where to write program files, and the
+   * variables to add to its environment (BPFTRACE_BTF where the kernel's types are not where bpftrace looks).
+   */
+  public record Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout,
+      Map<String, String> environment) {
+    public Launch {
+      environment = Map.copyOf(environment);
+    }
+
+    public Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout) {
+      this(bpftrace, arguments, workDirectory, attachTimeout, Map.of());
+    }
+  }
+
+  /** The floor of {@link #attachDeadline}: what a fast machine gets. */
+  public static final Duration DEFAULT_ATTACH_TIMEOUT = Duration.ofSeconds(60);
+  // A program compiles and attaches in about 5-30 times the time of the kernel probe's one-probe attach
+  // (0.3 s and 0.8-2 s here; 3.5 s and 12-32 s in an emulated guest).
+  private static final long PROBE_ATTACH_FACTOR = 30;
+  private static final java.util.regex.Pattern PROGRAM_LOCATION =
+      java.util.regex.Pattern.compile("^\\S+\\.bt:[\\d:-]+:\\s*(ERROR:\\s*)?");
 
   private final List<ProgramSupervisor> supervisors;
   private final List<Concern> running;
   private final List<Failure> failures;
+  private final List<ConcernStatus> concerns;
 
   private Tracing(List<ProgramSupervisor> supervisors, List<Concern> running, List<Failure> failures) {
+    this(supervisors, running, failures, List.of());
+  }
+
+  private Tracing(List<ProgramSupervisor> supervisors, List<Concern> running, List<Failure> failures,
+      List<ConcernStatus> concerns) {
     this.supervisors = supervisors;
     this.running = running;
     this.failures = failures;
+    this.concerns = concerns;
+  }
+
+  /**
+   * How long a program may take to compile and attach on this machine: {@code floor}, or more where the
+   * kernel probe's one-probe attach ({@code probeAttachMillis}, 0 when unknown) shows a slow machine, so
+   * that an emulated guest does not make a concern look impossible.
+   */
+  public static Duration attachDeadline(Duration floor, long probeAttachMillis) {
+    Duration scaled = Duration.ofMillis(Math.max(0, probeAttachMillis) * PROBE_ATTACH_FACTOR);
+    return scaled.compareTo(floor) > 0 ? scaled : floor;
+  }
+
+  /**
+   * Loads the chosen program of every concern that has one (from {@code programs}, or the jar when null),
+   * starts them as {@link #start(List, Launch, Consumer)} does, and keeps one {@link ConcernStatus} per
+   * choice: what runs, as which variant, and what cannot, with the reason.
+   */
+  public static Tracing start(List<ProgramChoice> choices, Path programs, Launch launch, Consumer<BpftraceRecord> sink)
+      throws IOException, InterruptedException {
+    List<BpfProgram> loaded = new ArrayList<>();
+    java.util.Map<Concern, String> unreadable = new java.util.EnumMap<>(Concern.class);
+    for (ProgramChoice choice : choices) {
+      if (choice.runs()) {
+        try {
+          loaded.add(BpfProgram.load(choice.concern(), choice.variant(), programs));
+        } catch (IOException e) {
+          unreadable.put(choice.concern(), "cannot read " + choice.variant().file() + ": " + e.getMessage());
+        }
+      }
+    }
+    Tracing started = loaded.isEmpty() ? new Tracing(List.of(), List.of(), List.of()) : start(loaded, launch, sink);
+    List<Failure> failures = new ArrayList<>(started.failures);
+    List<ConcernStatus> concerns = new ArrayList<>();
+    for (ProgramChoice choice : choices) {
+      String failure = unreadable.get(choice.concern());
+      for (Failure f : started.failures) {
+        if (f.concern() == choice.concern()) {
+          failure = f.reason();
+        }
+      }
+      if (unreadable.containsKey(choice.concern())) {
+        failures.add(new Failure(choice.concern(), failure));
+      }
+      concerns.add(ConcernStatus.of(choice, failure));
+    }
+    return new Tracing(started.supervisors, started.running, List.copyOf(failures), List.copyOf(concerns));
   }
 
   public static Tracing start(List<BpfProgram> programs, Launch launch, Consumer<BpftraceRecord> sink)
@@ -46,7 +120,7 @@ public final class Tracing implements AutoCloseable {
     if (all.awaitFirstAttach(launch.attachTimeout())) {
       return new Tracing(List.of(all), combined.concerns(), List.of());
     }
-    String combinedError = all.status().lastError();
+    String combinedError = whyNotAttached(all, launch.attachTimeout());
     all.close();
     if (programs.size() == 1) {
       return new Tracing(List.of(), List.of(), List.of(new Failure(programs.get(0).concerns().get(0), combinedError)));
@@ -68,7 +142,7 @@ public final class Tracing implements AutoCloseable {
           working.add(programs.get(i));
         } else {
           for (Concern concern : programs.get(i).concerns()) {
-            failures.add(new Failure(concern, trial.status().lastError()));
+            failures.add(new Failure(concern, whyNotAttached(trial, launch.attachTimeout())));
           }
         }
       }
@@ -103,6 +177,21 @@ public final class Tracing implements AutoCloseable {
     return new Tracing(List.copyOf(each), List.copyOf(running), List.copyOf(failures));
   }
 
+  /** Why a program did not attach, in one line; a timeout says so, never null. */
+  static String whyNotAttached(ProgramSupervisor supervisor, Duration timeout) {
+    SupervisorStatus status = supervisor.status();
+    if (status.lastError() != null) {
+      // "/tmp/…/synack-123.bt:36:9-44: ERROR: Struct/union …": the temporary file's name says nothing.
+      return PROGRAM_LOCATION.matcher(status.lastError()).replaceFirst("");
+    }
+    if (status.state() == SupervisorStatus.State.STARTING) {
+      String within = timeout.toMillis() < 1000 ? timeout.toMillis() + " ms" : timeout.toSeconds() + " s";
+      return "did not attach within " + within + " (still compiling or attaching; a slow machine"
+          + " needs a longer attach_timeout)";
+    }
+    return "bpftrace ended before attaching, without a message";
+  }
+
   private static ProgramSupervisor supervise(BpfProgram program, Launch launch, Consumer<BpftraceRecord> sink)
       throws IOException {
     Path file = Files.createTempFile(launch.workDirectory(), program.name().length() > 40 ? "combined-" : program.name() + "-", ".bt",
@@ -114,7 +203,7 @@ public final class Tracing implements AutoCloseable {
         .ifPresent(setpriv -> command.addAll(List.of(setpriv.toString(), "--pdeathsig", "KILL", "--")));
     command.addAll(List.of(launch.bpftrace().toString(), "-f", "json", "-B", "none", file.toString()));
     command.addAll(launch.arguments());
-    return new ProgramSupervisor(program.name(), command, sink, Backoff.standard()).start();
+    return new ProgramSupervisor(program.name(), command, launch.environment(), sink, Backoff.standard()).start();
   }
 
   public List<Concern> running() {
@@ -123,6 +212,11 @@ public final class Tracing implements AutoCloseable {
 
   public List<Failure> failures() {
     return failures;
+  }
+
+  /** One status per concern chosen (empty when started from programs rather than choices). */
+  public List<ConcernStatus> concerns() {
+    return concerns;
   }
 
   public List<SupervisorStatus> status() {

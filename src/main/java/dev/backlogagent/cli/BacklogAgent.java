@@ -13,7 +13,7 @@ import picocli.CommandLine.Option;
     mixinStandardHelpOptions = true,
     versionProvider = Version.class,
     description = "Tells why TCP connections are lost at the door of this host's servers.",
-    subcommands = {DoctorCommand.class, ListenersCommand.class, TraceCommand.class, RunCommand.class})
+    subcommands = {DoctorCommand.class, ListenersCommand.class, TraceCommand.class, WatchCommand.class, RunCommand.class})
 public final class BacklogAgent implements Runnable {
 
   @Option(names = "--verbose", description = "Print stack traces with errors.", scope = CommandLine.ScopeType.INHERIT)

@@ -1,12 +1,23 @@
 package dev.backlogagent.cli;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.backlogagent.bpf.ConcernStatus;
+import dev.backlogagent.bpf.ProgramChoice;
+import dev.backlogagent.bpf.TracepointFormats;
+import dev.backlogagent.bpf.Tracing;
 import dev.backlogagent.kernel.Capability;
+import dev.backlogagent.ftrace.FtraceTier;
 import dev.backlogagent.kernel.HostCapabilities;
+import dev.backlogagent.kernel.Tier;
+import dev.backlogagent.watch.ListenerWatch;
+import dev.backlogagent.bpf.Concern;
 import dev.backlogagent.kernel.KernelProbe;
+import java.io.IOException;
 import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.time.Duration;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -19,6 +30,7 @@ import picocli.CommandLine.Spec;
 
 /** Prints what {@link KernelProbe} found on this host and the tier the agent would run. */
 @Command(
+    footer = "%nReference: docs/doctor.md in the source tree.",
     name = "doctor",
     mixinStandardHelpOptions = true,
     description =
@@ -37,25 +49,110 @@ final class DoctorCommand implements Callable<Integer> {
       description = "Use this bpftrace instead of searching PATH, /usr/sbin and /usr/bin.")
   Path bpftrace;
 
+  @Option(
+      names = "--btf",
+      paramLabel = "FILE",
+      description = "Read the kernel's types from this BTF file (for kernels that ship none), instead of the kernel's own.")
+  Path btf;
+
+  @Option(names = "--programs", paramLabel = "DIR", description = "Try the bpftrace programs in DIR instead of the jar's.")
+  Path programs;
+
+  @Option(names = "--attach-timeout", paramLabel = "S", defaultValue = "60",
+      description = "Give each BPF program at least S seconds to compile and attach; more on a machine the kernel probe finds slow (default: ${DEFAULT-VALUE}).")
+  int attachTimeoutSeconds;
+
+  @Option(names = "--states", description = "Also try the state-transition program (the daemon runs it by default).")
+  boolean states;
+
   @Spec CommandSpec spec;
 
   @Override
-  public Integer call() throws JsonProcessingException {
-    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).everyRung(true).build().probe();
+  public Integer call() throws Exception {
+    if (programs != null && !Files.isDirectory(programs)) {
+      throw new BadInputException("--programs " + programs + ": not a directory");
+    }
+    if (attachTimeoutSeconds < 1 || attachTimeoutSeconds > 1800) {
+      throw new BadInputException("--attach-timeout must be between 1 and 1800 seconds, not " + attachTimeoutSeconds);
+    }
+    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).btf(btf).everyRung(true).build().probe();
+    List<ConcernStatus> concerns = tryConcerns(host);
     PrintWriter out = spec.commandLine().getOut();
     if (json) {
-      out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(host));
+      ObjectMapper mapper = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+      ObjectNode document = mapper.valueToTree(host);
+      document.set("concerns", mapper.valueToTree(concerns));
+      out.println(mapper.writeValueAsString(document));
     } else {
-      printTable(out, host);
+      printTable(out, host, concerns);
     }
     out.flush();
     return host.tier().canObserve() ? ExitCode.OK : ExitCode.FAILURE;
   }
 
-  private static void printTable(PrintWriter out, HostCapabilities host) {
+  /**
+   * Starts the tier's program for each concern, as the daemon would (the variant this kernel's tracepoints
+   * fit), waits until they attach or fail, and stops them: what runs is proven by attaching, not guessed.
+   */
+  private List<ConcernStatus> tryConcerns(HostCapabilities host) throws IOException, InterruptedException {
+    if (host.tier() == Tier.FTRACE) {
+      return tryFtrace();
+    }
+    if (host.tier() == Tier.LIBBPF_TOOLS) {
+      List<Concern> runs = new ArrayList<>();
+      List<Tracing.Failure> failures = new ArrayList<>();
+      for (HostCapabilities.ToolAttach t : host.libbpfToolsAttach()) {
+        Concern c = t.tool().equals("solisten") ? Concern.LISTEN : t.tool().equals("tcpstates") ? Concern.HANDSHAKES : null;
+        if (c != null && t.works()) {
+          runs.add(c);
+        } else if (c != null) {
+          failures.add(new Tracing.Failure(c, t.tool() + ": " + t.detail()));
+        }
+      }
+      return ListenerWatch.lowerRungConcerns(Tier.LIBBPF_TOOLS, runs, failures, states);
+    }
+    boolean fentry = host.attach().fentry().works();
+    List<ProgramChoice> choices = ProgramChoice.choose(host.tier(), fentry, states, TracepointFormats.ofThisKernel());
+    if (choices.stream().noneMatch(ProgramChoice::runs)) {
+      return Tracing.start(choices, programs, null, r -> {}).concerns();
+    }
+    Path work = Files.createTempDirectory("backlog-agent-doctor-");
+    Path binary = bpftrace != null ? bpftrace : Path.of(host.bpftrace().path());
+    Tracing.Launch launch = new Tracing.Launch(binary, List.of("1", "100"), work,
+        Tracing.attachDeadline(Duration.ofSeconds(attachTimeoutSeconds), host.attach().tracepoint().millis()),
+        host.btf().bpftraceEnvironment());
+    try (Tracing tried = Tracing.start(choices, programs, launch, r -> {})) {
+      return tried.concerns();
+    } finally {
+      try (var files = Files.list(work)) {
+        for (Path f : files.toList()) {
+          Files.deleteIfExists(f);
+        }
+      }
+      Files.deleteIfExists(work);
+    }
+  }
+
+  // The ftrace tier's events enabled for a moment in an instance of its own: what runs is proven by enabling.
+  private List<ConcernStatus> tryFtrace() {
+    List<Tracing.Failure> failures = new ArrayList<>();
+    List<Concern> runs = List.of();
+    try (FtraceTier tried = FtraceTier.start(FtraceTier.Settings.of(Duration.ofSeconds(1), null), e -> {}, () -> null)) {
+      runs = tried.running();
+      tried.failures().forEach(f -> failures.add(new Tracing.Failure(f.concern(), "ftrace: " + f.reason())));
+    } catch (IOException e) {
+      for (Concern c : List.of(Concern.LISTEN, Concern.HANDSHAKES, Concern.SYNACK, Concern.DROPS, Concern.RESETS)) {
+        failures.add(new Tracing.Failure(c, "ftrace: " + e.getMessage()));
+      }
+    }
+    return ListenerWatch.lowerRungConcerns(Tier.FTRACE, runs, failures, states);
+  }
+
+  private static void printTable(PrintWriter out, HostCapabilities host, List<ConcernStatus> concerns) {
     List<String[]> rows = new ArrayList<>();
     rows.add(row("kernel", host.kernelRelease(), ""));
-    rows.add(row("btf", yesNo(host.btf().available()), host.btf().path() + " " + host.btf().detail()));
+    HostCapabilities.Btf btf = host.btf();
+    rows.add(row("btf", yesNo(btf.available()), btf.path() + " " + btf.detail() + (btf.cost() == null ? "" : "; " + btf.cost())));
     rows.add(row("tracefs", yesNo(host.tracefs().mounted()), host.tracefs().detail()));
     HostCapabilities.BpftraceBinary bpftrace = host.bpftrace();
     rows.add(row("bpftrace", yesNo(bpftrace.found()),
@@ -112,6 +209,10 @@ final class DoctorCommand implements Callable<Integer> {
         String mark = r.chosen() ? "chosen" : r.works() ? "works" : "no";
         out.println(String.format("  %-" + width + "s  %-6s  %s", r.rung(), mark, r.why()).stripTrailing());
       }
+    }
+    // One line per concern, then the verdict last: what a reader looks for first is at the bottom.
+    for (ConcernStatus c : concerns) {
+      out.println("concern " + c.line());
     }
     out.println("tier: " + host.tier().label() + " \u2014 " + host.tierReason());
   }

@@ -17,6 +17,7 @@ import picocli.CommandLine.Spec;
 
 /** Lists every listening TCP socket of the host with its queues, limits, drops and owners. */
 @Command(
+    footer = "%nReference: docs/listeners.md in the source tree.",
     mixinStandardHelpOptions = true,
     name = "listeners",
     description = "Lists every listening TCP socket, in every network namespace, with its queues, backlog, drops and owners.")

@@ -6,6 +6,7 @@ import dev.backlogagent.config.ConfigLoader;
 import dev.backlogagent.daemon.Daemon;
 import dev.backlogagent.daemon.SystemdNotify;
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -16,6 +17,7 @@ import sun.misc.Signal;
 
 /** The daemon, as systemd runs it. */
 @Command(
+    footer = "%nReference: docs/daemon.md in the source tree.",
     mixinStandardHelpOptions = true,
     name = "run",
     description = {
@@ -28,6 +30,10 @@ final class RunCommand implements Callable<Integer> {
   @Option(names = "--config", paramLabel = "FILE",
       description = "The configuration file (default: /etc/backlog-agent/config.yaml if it exists, else built-in defaults).")
   Path configFile;
+
+  @Option(names = "--btf", paramLabel = "FILE",
+      description = "Read the kernel's types from this BTF file (for kernels that ship none); wins over the btf key.")
+  Path btf;
 
   @Option(names = "--check", description = "Validate the configuration and attach the BPF programs, then exit (0: all good).")
   boolean check;
@@ -64,7 +70,10 @@ final class RunCommand implements Callable<Integer> {
         notify.status(status);
       }
     };
-    Daemon daemon = new Daemon(configFile, config, loader, out, check ? Daemon.Lifecycle.NONE : lifecycle);
+    if (btf != null && !(Files.isRegularFile(btf) && Files.isReadable(btf))) {
+      throw new BadInputException("--btf " + btf + ": not a readable file");
+    }
+    Daemon daemon = new Daemon(configFile, config, loader, out, check ? Daemon.Lifecycle.NONE : lifecycle, btf);
     try {
       if (check) {
         int code = daemon.check();

@@ -1,7 +1,8 @@
 package dev.backlogagent.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.backlogagent.bpf.Tracing;
+import dev.backlogagent.bpf.ConcernStatus;
+import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.kernel.Tier;
 import dev.backlogagent.kernel.TracepointSymbols;
@@ -27,13 +28,14 @@ import picocli.CommandLine.Spec;
 
 /** Live tracing for a person at a terminal: one line per event, each explained by its listener and settings. */
 @Command(
+    footer = "%nReference: docs/trace.md in the source tree.",
     mixinStandardHelpOptions = true,
     name = "trace",
     description = "Follows accept-queue overflows, SYN drops, resets and listen() calls live, one line per event.")
 final class TraceCommand implements Callable<Integer> {
   @Spec CommandSpec spec;
 
-  @Option(names = "--json", description = "Print JSON lines (schema in README) instead of sentences.")
+  @Option(names = "--json", description = "Print JSON lines (fields in docs/trace.md) instead of sentences.")
   boolean json;
 
   @Mixin ListenerScopeOptions scopeOptions;
@@ -56,6 +58,10 @@ final class TraceCommand implements Callable<Integer> {
   @Option(names = "--bpftrace", paramLabel = "PATH", description = "The bpftrace to run (default: search PATH, /usr/sbin, /usr/bin).")
   Path bpftrace;
 
+  @Option(names = "--btf", paramLabel = "FILE",
+      description = "Read the kernel's types from this BTF file (for kernels that ship none), instead of the kernel's own.")
+  Path btf;
+
   @Option(names = "--state", paramLabel = "FILE", defaultValue = DEFAULT_STATE_FILE,
       description = "Where to keep the listen() calls seen, for `listeners` to show requested backlogs (default: ${DEFAULT-VALUE}).")
   Path stateFile;
@@ -64,6 +70,10 @@ final class TraceCommand implements Callable<Integer> {
 
   @Option(names = "--programs", paramLabel = "DIR", description = "Read the bpftrace programs from DIR instead of the jar.")
   Path programs;
+
+  @Option(names = "--attach-timeout", paramLabel = "S", defaultValue = "60",
+      description = "Give each BPF program at least S seconds to compile and attach; more on a machine the kernel probe finds slow (default: ${DEFAULT-VALUE}).")
+  int attachTimeoutSeconds;
 
   @Override
   public Integer call() throws Exception {
@@ -91,7 +101,8 @@ final class TraceCommand implements Callable<Integer> {
     };
 
     ListenerWatch.Settings settings = new ListenerWatch.Settings(tier == null ? null : parseTier(), bpftrace, programs,
-        Duration.ofSeconds(interval), slowAcceptMs, states, stateFile, scope, key -> inScope(key, scopeNetns));
+        Duration.ofSeconds(interval), slowAcceptMs, states, stateFile, scope, key -> inScope(key, scopeNetns),
+        Duration.ofSeconds(attachTimeoutSeconds), btf);
     CountDownLatch stop = new CountDownLatch(1);
     Thread hook = new Thread(stop::countDown, "trace-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
@@ -99,8 +110,11 @@ final class TraceCommand implements Callable<Integer> {
     try (ListenerWatch watch = ListenerWatch.start(settings, observer)) {
       err.println("tracing at tier " + watch.tier().label() + " (" + watch.tierReason() + ")"
           + ": " + (watch.running().isEmpty() ? "no BPF programs, counters and inventory only" : "programs " + watch.running()));
-      for (Tracing.Failure f : watch.failures()) {
-        err.println("not running " + f.concern() + ": " + f.reason());
+      HostCapabilities.BpftraceBinary bin = watch.host().bpftrace();
+      err.println("bpftrace: " + (bin == null || !bin.found() ? "none"
+          : bin.version() != null ? bin.version() + " (" + bin.path() + ")" : bin.detail()));
+      for (ConcernStatus c : watch.concerns()) {
+        err.println("concern " + c.line());
       }
       err.flush();
       long deadline = duration == null ? Long.MAX_VALUE : System.nanoTime() + (long) (duration * 1e9);
@@ -142,11 +156,17 @@ final class TraceCommand implements Callable<Integer> {
     if (interval < 1 || interval > 3600) {
       throw new BadInputException("--interval must be between 1 and 3600 seconds, not " + interval);
     }
+    if (attachTimeoutSeconds < 1 || attachTimeoutSeconds > 1800) {
+      throw new BadInputException("--attach-timeout must be between 1 and 1800 seconds, not " + attachTimeoutSeconds);
+    }
     if (slowAcceptMs < 1) {
       throw new BadInputException("--slow-accept-ms must be at least 1, not " + slowAcceptMs);
     }
     if (tier != null) {
       parseTier();
+    }
+    if (btf != null && !Files.isReadable(btf)) {
+      throw new BadInputException("--btf " + btf + ": not a readable file");
     }
     if (programs != null && !Files.isDirectory(programs)) {
       throw new BadInputException("--programs " + programs + ": not a directory");

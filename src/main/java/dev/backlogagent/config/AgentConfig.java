@@ -13,22 +13,28 @@ import java.util.Map;
  * @param interval how often the inventory is read, BPF maps are flushed and the summary line printed
  * @param tier auto, kprobe, tracepoint, libbpf-tools, ftrace or counters
  * @param bpftrace the bpftrace binary, or null to search PATH, /usr/sbin and /usr/bin
+ * @param btf a BTF file of this kernel for bpftrace (kernels that ship none; BTFHub's files), or null for the
+ *     kernel's own, wherever bpftrace finds it or at /sys/kernel/btf/vmlinux
  * @param programs a directory of bpftrace programs to run instead of those packaged in the jar
  * @param stateFile where requested backlogs are kept between runs
  * @param states whether to trace TCP state transitions (the tcp.state.transitions metric)
  * @param summary whether to print one summary line per interval on stdout (what journald keeps)
+ * @param attachTimeout the least time a BPF program may take to compile and attach before it counts as
+ *     failed; the agent allows more where its kernel probe shows a slow machine
  */
 public record AgentConfig(
     Duration interval,
     String tier,
     Path bpftrace,
+    Path btf,
     Path programs,
     Path stateFile,
     Boolean states,
     Boolean summary,
     Listeners listeners,
     Incidents incidents,
-    Exporters exporters) {
+    Exporters exporters,
+    Duration attachTimeout) {
 
   public static final String DEFAULT_STATE_FILE = "/var/lib/backlog-agent/requested-backlogs.json";
   static final List<String> TIERS = List.of("auto", "kprobe", "tracepoint", "libbpf-tools", "ftrace", "counters");
@@ -45,11 +51,19 @@ public record AgentConfig(
     listeners = listeners == null ? new Listeners(null, null, null, null) : listeners;
     incidents = incidents == null ? new Incidents(null, null) : incidents;
     exporters = exporters == null ? new Exporters(null, null) : exporters;
+    attachTimeout = ConfigValueException.within("attach_timeout", attachTimeout, Duration.ofSeconds(60), Duration.ofSeconds(5),
+        Duration.ofMinutes(30));
   }
 
   /** Every default: what runs without a config file. */
   public static AgentConfig defaults() {
-    return new AgentConfig(null, null, null, null, null, null, null, null, null, null);
+    return new AgentConfig(null, null, null, null, null, null, null, null, null, null, null, null);
+  }
+
+  /** This configuration with another BTF file (the run command's --btf, which wins over the file's key). */
+  public AgentConfig withBtf(Path file) {
+    return new AgentConfig(interval, tier, bpftrace, file, programs, stateFile, states, summary, listeners, incidents,
+        exporters, attachTimeout);
   }
 
   /**

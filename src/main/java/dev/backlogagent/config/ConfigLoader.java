@@ -78,6 +78,9 @@ public final class ConfigLoader {
     if (config.bpftrace() != null && !Files.isExecutable(config.bpftrace())) {
       throw new ConfigException(chosen + ": key 'bpftrace': " + config.bpftrace() + " is not an executable file");
     }
+    if (config.btf() != null && !(Files.isRegularFile(config.btf()) && Files.isReadable(config.btf()))) {
+      throw new ConfigException(chosen + ": key 'btf': " + config.btf() + " is not a readable file");
+    }
     return config;
   }
 

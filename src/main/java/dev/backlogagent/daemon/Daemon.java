@@ -1,7 +1,9 @@
 package dev.backlogagent.daemon;
 
 import dev.backlogagent.bpf.SupervisorStatus;
-import dev.backlogagent.bpf.Tracing;
+import dev.backlogagent.bpf.ConcernStatus;
+
+import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.config.AgentConfig;
 import dev.backlogagent.config.ConfigException;
 import dev.backlogagent.config.ConfigLoader;
@@ -26,6 +28,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.time.Instant;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.concurrent.BlockingQueue;
@@ -70,6 +73,7 @@ public final class Daemon {
   private enum Request { STOP, RELOAD }
 
   private final Path configFile;
+  private final Path btfOverride;
   private final ConfigLoader loader;
   private final PrintWriter out;
   private final Lifecycle lifecycle;
@@ -110,7 +114,14 @@ public final class Daemon {
   }
 
   public Daemon(Path configFile, AgentConfig config, ConfigLoader loader, PrintWriter out, Lifecycle lifecycle) {
+    this(configFile, config, loader, out, lifecycle, null);
+  }
+
+  /** The same; {@code btf} (run --btf), when not null, wins over the file's btf key, also after a reload. */
+  public Daemon(Path configFile, AgentConfig config, ConfigLoader loader, PrintWriter out, Lifecycle lifecycle, Path btf) {
     this.configFile = configFile;
+    this.btfOverride = btf;
+    config = btf == null ? config : config.withBtf(btf);
     this.config = config;
     this.filter = new ListenerFilter(config.listeners());
     this.loader = loader;
@@ -147,9 +158,7 @@ public final class Daemon {
     }
     try (ListenerWatch w = ListenerWatch.start(settings(config), null)) {
       out.println(started(w));
-      for (Tracing.Failure f : w.failures()) {
-        out.println("not running " + f.concern() + ": " + f.reason());
-      }
+      concernLines(w).forEach(out::println);
       out.flush();
       return w.failures().isEmpty() && w.tier() != Tier.NONE ? 0 : 1;
     }
@@ -167,9 +176,7 @@ public final class Daemon {
     }
     watch = ListenerWatch.start(settings(config), this::onEvent);
     out.println(started(watch) + "; exporting to " + telemetry.description());
-    for (Tracing.Failure f : watch.failures()) {
-      out.println("not running " + f.concern() + ": " + f.reason());
-    }
+    concernLines(watch).forEach(out::println);
     out.flush();
     lifecycle.ready(statusLine());
 
@@ -234,6 +241,7 @@ public final class Daemon {
     AgentConfig next;
     try {
       next = loader.load(configFile);
+      next = btfOverride == null ? next : next.withBtf(btfOverride);
     } catch (ConfigException e) {
       LOG.log(System.Logger.Level.WARNING, "reload refused, keeping the running configuration: {0}", e.getMessage());
       lifecycle.status("reload refused: " + e.getMessage());
@@ -249,8 +257,8 @@ public final class Daemon {
         startTelemetry(next);
       } catch (Telemetry.StartException e) {
         LOG.log(System.Logger.Level.WARNING, "the new exporters cannot start ({0}); going back to the previous ones", e.getMessage());
-        config = new AgentConfig(next.interval(), next.tier(), next.bpftrace(), next.programs(), next.stateFile(), next.states(),
-            next.summary(), next.listeners(), next.incidents(), before.exporters());
+        config = new AgentConfig(next.interval(), next.tier(), next.bpftrace(), next.btf(), next.programs(), next.stateFile(),
+            next.states(), next.summary(), next.listeners(), next.incidents(), before.exporters(), next.attachTimeout());
         try {
           startTelemetry(config);
         } catch (Telemetry.StartException again) {
@@ -322,18 +330,30 @@ public final class Daemon {
   static ListenerWatch.Settings settings(AgentConfig c) {
     Tier tier = c.tier().equals("auto") ? null : Tier.parse(c.tier());
     return new ListenerWatch.Settings(tier, c.bpftrace(), c.programs(), c.interval(), c.incidents().slowAccept().toMillis(),
-        c.states(), c.stateFile(), InventoryReader.Scope.ALL, key -> true);
+        c.states(), c.stateFile(), InventoryReader.Scope.ALL, key -> true, c.attachTimeout(), c.btf());
   }
 
   AgentStatus status() {
     ListenerWatch w = watch;
     WatchCounts c = w == null ? replaced : replaced.plus(WatchCounts.of(w));
     return new AgentStatus(c.decoded(), c.lost(), c.malformed(), c.restarts(), w == null ? "none" : w.tier().label(),
-        health.lastSuccess(), health.failures());
+        health.lastSuccess(), health.failures(), w == null ? List.of() : w.concerns());
   }
 
   private String statusLine() {
     return "tier " + watch.tier().label() + ", " + watch.running().size() + " BPF concern(s) running";
+  }
+
+  /** bpftrace's version, then one line per concern: what runs, as which variant, what cannot and why. */
+  static List<String> concernLines(ListenerWatch w) {
+    List<String> lines = new ArrayList<>();
+    HostCapabilities.BpftraceBinary bpftrace = w.host().bpftrace();
+    lines.add("bpftrace: " + (bpftrace == null || !bpftrace.found() ? "none"
+        : bpftrace.version() != null ? bpftrace.version() + " (" + bpftrace.path() + ")" : bpftrace.detail()));
+    for (ConcernStatus c : w.concerns()) {
+      lines.add("concern " + c.line());
+    }
+    return lines;
   }
 
   private static String started(ListenerWatch w) {

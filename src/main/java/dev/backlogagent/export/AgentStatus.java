@@ -1,5 +1,7 @@
 package dev.backlogagent.export;
 
+import dev.backlogagent.bpf.ConcernStatus;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -12,6 +14,7 @@ import java.util.Map;
  * @param tier the tier in use
  * @param lastExport per signal (metrics, traces), when an export last succeeded, in epoch milliseconds
  * @param exportFailures per signal, exports that failed
+ * @param concerns what became of each BPF concern (runs, as which program, or cannot)
  */
 public record AgentStatus(
     long decodedEvents,
@@ -20,4 +23,5 @@ public record AgentStatus(
     long childRestarts,
     String tier,
     Map<String, Long> lastExport,
-    Map<String, Long> exportFailures) {}
+    Map<String, Long> exportFailures,
+    List<ConcernStatus> concerns) {}

@@ -1,5 +1,6 @@
 package dev.backlogagent.export;
 
+import dev.backlogagent.bpf.ConcernStatus;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.listener.NetNamespace;
 import dev.backlogagent.procfs.ListenCounters;
@@ -20,7 +21,7 @@ import java.util.function.Supplier;
 import java.util.function.ToLongFunction;
 
 /**
- * Every metric the daemon exports (README lists them with their Prometheus names). Gauges and counters
+ * Every metric the daemon exports (README.md lists them with their Prometheus names). Gauges and counters
  * are observed from the {@link ListenerBook} and the agent's status when an exporter collects; the two
  * histograms are recorded once per interval from the kernel's own power-of-two histograms.
  */
@@ -30,6 +31,9 @@ public final class BacklogMetrics {
   static final AttributeKey<String> STATE_TO = AttributeKey.stringKey("tcp.state.to");
   static final AttributeKey<String> TIER = AttributeKey.stringKey("backlog_agent.tier");
   static final AttributeKey<String> SIGNAL = AttributeKey.stringKey("backlog_agent.signal");
+  static final AttributeKey<String> CONCERN = AttributeKey.stringKey("backlog_agent.concern");
+  static final AttributeKey<String> CONCERN_PROGRAM = AttributeKey.stringKey("backlog_agent.concern.program");
+  static final AttributeKey<String> CONCERN_STATE = AttributeKey.stringKey("backlog_agent.concern.state");
 
   /** Accept-queue depth buckets: the kernel's power-of-two buckets, as upper bounds. */
   static final List<Long> DEPTH_BOUNDARIES = powersOfTwo(0, 16, 1);
@@ -113,6 +117,15 @@ public final class BacklogMetrics {
     callbacks.add(meter.gaugeBuilder("backlog_agent.tier").ofLongs().setUnit("1")
         .setDescription("1 for the tier in use: kprobe, tracepoint, libbpf-tools, ftrace, counters or none.")
         .buildWithCallback(m -> m.record(1, Attributes.of(TIER, status.get().tier()))));
+    callbacks.add(meter.gaugeBuilder("backlog_agent.concern.running").ofLongs().setUnit("1")
+        .setDescription("1 when a BPF program runs for the concern, 0 when none can (or it is off); its state says whether"
+            + " as the preferred program, a variant, or degraded.")
+        .buildWithCallback(m -> {
+          for (ConcernStatus c : status.get().concerns()) {
+            m.record(c.running() ? 1 : 0, Attributes.of(CONCERN, c.concern().label(),
+                CONCERN_PROGRAM, c.program() == null ? "" : c.program(), CONCERN_STATE, c.state().label()));
+          }
+        }));
     callbacks.add(meter.gaugeBuilder("backlog_agent.export.last_success").setUnit("s")
         .setDescription("When an OTLP export last succeeded, in seconds since the epoch, per signal.")
         .buildWithCallback(m -> status.get().lastExport().forEach((signal, ms) -> m.record(ms / 1000.0, Attributes.of(SIGNAL, signal)))));

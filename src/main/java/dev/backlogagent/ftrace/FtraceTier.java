@@ -170,6 +170,28 @@ public final class FtraceTier implements AutoCloseable {
     return running;
   }
 
+  /** The trace events a concern runs from at this tier, for its status line. */
+  public static String source(Concern concern) {
+    return switch (concern) {
+      case LISTEN -> "ftrace syscalls:sys_enter_listen,sys_exit_listen";
+      case HANDSHAKES -> "ftrace sock:inet_sock_set_state";
+      case SYNACK -> "ftrace tcp:tcp_retransmit_synack";
+      case DROPS -> "ftrace skb:kfree_skb";
+      case RESETS -> "ftrace tcp:tcp_send_reset";
+      default -> "ftrace";
+    };
+  }
+
+  /** What a concern loses at this tier against its BPF program (null: nothing), for its status line. */
+  public static String lost(Concern concern) {
+    return switch (concern) {
+      case HANDSHAKES -> "no queue depth at each handshake, and the namespace found by address and port"
+          + " (a port listened on in several namespaces is told apart only on loopback)";
+      case DROPS -> "only drops at listeners born while the agent runs (known by their socket address)";
+      default -> null;
+    };
+  }
+
   public List<Failure> failures() {
     return failures;
   }

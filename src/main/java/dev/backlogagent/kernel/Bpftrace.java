@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -20,14 +21,37 @@ public final class Bpftrace {
   // Printed on every start when RLIMIT_MEMLOCK cannot be raised; harmless on kernels that account BPF memory by memcg.
   private static final String MEMLOCK_NOISE = "couldn't set RLIMIT_MEMLOCK";
 
+  /**
+   * The variable that tells bpftrace where the kernel's BTF is. bpftrace 0.17 does not find it on 5.10 although
+   * /sys/kernel/btf/vmlinux exists (its lookup by BTF object id fails there), and a kernel without BTF of its own
+   * can be given a file taken from its image (the BTFHub way).
+   */
+  public static final String BTF_VARIABLE = "BPFTRACE_BTF";
+
   private final Path executable;
+  private final Map<String, String> environment;
 
   public Bpftrace(Path executable) {
+    this(executable, Map.of());
+  }
+
+  private Bpftrace(Path executable, Map<String, String> environment) {
     this.executable = executable;
+    this.environment = environment;
+  }
+
+  /** This bpftrace, reading the kernel's BTF from {@code btfFile} (null: wherever bpftrace looks itself). */
+  public Bpftrace withBtf(String btfFile) {
+    return new Bpftrace(executable, btfFile == null ? Map.of() : Map.of(BTF_VARIABLE, btfFile));
   }
 
   public Path executable() {
     return executable;
+  }
+
+  /** The variables every run of this bpftrace gets (empty, or the BTF file). */
+  public Map<String, String> environment() {
+    return environment;
   }
 
   /** Runs {@code bpftrace --version}. */
@@ -38,7 +62,7 @@ public final class Bpftrace {
   /** Runs the program text with {@code bpftrace -e}; {@code name} names the run's threads. */
   public ChildProcess.Exit runProgram(String name, String program, Duration timeout)
       throws IOException, InterruptedException {
-    return ChildProcess.run(name, List.of(executable.toString(), "-e", program), timeout);
+    return ChildProcess.run(name, List.of(executable.toString(), "-e", program), environment, timeout);
   }
 
   /** The version in {@code bpftrace --version} output, e.g. "v0.17.0". */

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 
@@ -54,16 +55,28 @@ public final class ChildProcess implements AutoCloseable {
 
   /** Starts {@code command}; {@code name} names the reader threads (e.g. "bpftrace-kprobe"). */
   public static ChildProcess start(String name, List<String> command) throws IOException {
+    return start(name, command, Map.of());
+  }
+
+  /** Starts {@code command} with these variables added to this process's environment. */
+  public static ChildProcess start(String name, List<String> command, Map<String, String> environment) throws IOException {
     List<String> full = new ArrayList<>();
     findExecutable("setpriv").ifPresent(setpriv -> full.addAll(List.of(setpriv.toString(), "--pdeathsig", "KILL", "--")));
     full.addAll(command);
     ProcessBuilder builder = new ProcessBuilder(full).redirectInput(ProcessBuilder.Redirect.from(new File("/dev/null")));
+    builder.environment().putAll(environment);
     return new ChildProcess(name, builder.start());
   }
 
   /** Starts {@code command}, waits at most {@code timeout} for it to exit, and cleans up. */
   public static Exit run(String name, List<String> command, Duration timeout) throws IOException, InterruptedException {
-    try (ChildProcess child = start(name, command)) {
+    return run(name, command, Map.of(), timeout);
+  }
+
+  /** {@link #run(String, List, Duration)} with these variables added to the environment. */
+  public static Exit run(String name, List<String> command, Map<String, String> environment, Duration timeout)
+      throws IOException, InterruptedException {
+    try (ChildProcess child = start(name, command, environment)) {
       return child.await(timeout);
     }
   }

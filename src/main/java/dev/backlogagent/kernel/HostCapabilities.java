@@ -1,5 +1,6 @@
 package dev.backlogagent.kernel;
 
+import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.annotation.JsonNaming;
@@ -46,9 +47,39 @@ public record HostCapabilities(
   @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
   public record Rung(String rung, Tier tier, boolean works, boolean chosen, String why) {}
 
-  /** Kernel type information at /sys/kernel/btf/vmlinux, which bpftrace needs for fentry and struct fields. */
+  /**
+   * The kernel's type information (BTF), which bpftrace needs to read {@code struct sock} and to attach fentry;
+   * whether bpftrace can use it was tried, not assumed.
+   *
+   * @param available whether bpftrace reads the kernel's types (or, where bpftrace was not tried, whether the
+   *     file is there)
+   * @param path the BTF file: the kernel's /sys/kernel/btf/vmlinux, or the one given with --btf or btf:
+   * @param source where bpftrace reads it: {@code kernel} (it finds it itself), {@code kernel_file} (its own lookup
+   *     fails, so the agent points it at the kernel's file), {@code file} (the given file), {@code none}, or
+   *     {@code not_tried} (no bpftrace)
+   * @param bpftraceBtf what the agent sets BPFTRACE_BTF to for every bpftrace it runs, or null
+   * @param cost what the agent cannot observe without BTF (null when bpftrace reads it)
+   */
   @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
-  public record Btf(boolean available, String path, long sizeBytes, String detail) {}
+  public record Btf(
+      boolean available,
+      String path,
+      long sizeBytes,
+      String detail,
+      String source,
+      @JsonInclude(JsonInclude.Include.NON_NULL) String bpftraceBtf,
+      @JsonInclude(JsonInclude.Include.NON_NULL) String cost) {
+    /** The variables every bpftrace the agent runs gets: BPFTRACE_BTF when bpftrace must be told, else none. */
+    @JsonIgnore
+    public Map<String, String> bpftraceEnvironment() {
+      return bpftraceBtf == null ? Map.of() : Map.of(Bpftrace.BTF_VARIABLE, bpftraceBtf);
+    }
+
+    /** The kernel's file as read, before bpftrace was tried. */
+    static Btf file(boolean available, String path, long sizeBytes, String detail) {
+      return new Btf(available, path, sizeBytes, detail, "not_tried", null, available ? null : KernelProbe.WITHOUT_BTF);
+    }
+  }
 
   /** The tracing filesystem bpftrace finds tracepoints and kprobe events in. */
   @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)

@@ -50,13 +50,29 @@ public final class KernelProbe {
   private static final Path PROC_NETSTAT = Path.of("/proc/net/netstat");
   private static final Duration COMMAND_TIMEOUT = Duration.ofSeconds(5);
 
+  /** What doctor says the agent loses without BTF: every program that reads a socket, and fentry. */
+  static final String WITHOUT_BTF =
+      "without BTF bpftrace cannot read struct sock nor attach fentry: listen, handshakes, synack, drops, resets,"
+          + " acceptwait and the kprobe tier cannot run; left are state counts (states.bt) and the counters tier"
+          + " (ListenOverflows, ListenDrops per namespace; queue, backlog and drops per listener from sock_diag)."
+          + " Give a BTF file of this kernel with --btf FILE or btf: in the configuration (BTFHub has them for many"
+          + " distribution kernels; objcopy -O binary --only-section=.BTF vmlinux makes one from the kernel's image)";
+  // A program that needs the kernel's types and nothing else: it runs BEGIN only, so it works on any kernel
+  // bpftrace runs on, and fails with "Unknown struct/union: 'struct sock'" when bpftrace finds no BTF.
+  static final String TYPE_PROGRAM = "BEGIN { printf(\"%d\\n\", sizeof(struct sock)); exit(); }";
+  // Reading a kernel's whole BTF takes bpftrace 12-20 s in an emulated guest, 1 s on a host; only a hang waits this long.
+  private static final Duration TYPE_TRIAL_TIMEOUT = Duration.ofSeconds(90);
+  private static final Pattern NO_TYPES = Pattern.compile("(?i)unknown struct|btf|struct sock");
+
   private final Path bpftraceOverride;
+  private final Path btfFile;
   private final Duration attachTimeout;
   private final boolean mountTracefs;
   private final boolean everyRung;
 
   private KernelProbe(Builder builder) {
     this.bpftraceOverride = builder.bpftrace;
+    this.btfFile = builder.btf;
     this.attachTimeout = builder.attachTimeout;
     this.mountTracefs = builder.mountTracefs;
     this.everyRung = builder.everyRung;
@@ -74,6 +90,7 @@ public final class KernelProbe {
   /** Options of a {@link KernelProbe}. */
   public static final class Builder {
     private Path bpftrace;
+    private Path btf;
     private Duration attachTimeout = DEFAULT_ATTACH_TIMEOUT;
     private boolean mountTracefs = true;
     private boolean everyRung;
@@ -89,6 +106,15 @@ public final class KernelProbe {
     /** Use this bpftrace instead of searching PATH, /usr/sbin and /usr/bin; null searches. */
     public Builder bpftrace(Path path) {
       this.bpftrace = path;
+      return this;
+    }
+
+    /**
+     * Read the kernel's types from this BTF file (a kernel that ships none: BTFHub's files, or the .BTF section
+     * of its vmlinux) instead of wherever bpftrace looks; null: the kernel's own, found by trying.
+     */
+    public Builder btf(Path file) {
+      this.btf = file;
       return this;
     }
 
@@ -134,8 +160,13 @@ public final class KernelProbe {
                 HostCapabilities.AttachResult.notTried(TRACEPOINT_PROBE, why),
                 HostCapabilities.AttachResult.notTried(KPROBE_PROBE, why),
                 HostCapabilities.AttachResult.notTried(KFUNC_PROBE, why));
+        if (btfFile != null) {
+          btf = givenBtfFile(btfFile, "not tried: no bpftrace");
+        }
       } else {
-        Bpftrace bpftrace = new Bpftrace(bpftracePath.get());
+        // Before the attach trials: fentry needs the types too, so they run with what this finds.
+        btf = btfForBpftrace(new Bpftrace(bpftracePath.get()), btf);
+        Bpftrace bpftrace = new Bpftrace(bpftracePath.get()).withBtf(btf.bpftraceBtf());
         Future<HostCapabilities.BpftraceBinary> version = pool.submit(() -> bpftraceVersion(bpftrace));
         Future<HostCapabilities.AttachResult> tracepoint =
             pool.submit(() -> attach(bpftrace, "tracepoint", TRACEPOINT_PROBE));
@@ -243,15 +274,86 @@ public final class KernelProbe {
       long size = Files.size(BTF_VMLINUX);
       // BTF_MAGIC 0xeB9F, little-endian on the hosts the agent runs on.
       if (magic.length == 2 && (magic[0] & 0xff) == 0x9f && (magic[1] & 0xff) == 0xeb) {
-        return new HostCapabilities.Btf(true, BTF_VMLINUX.toString(), size, "readable, " + size + " bytes");
+        return HostCapabilities.Btf.file(true, BTF_VMLINUX.toString(), size, "readable, " + size + " bytes");
       }
-      return new HostCapabilities.Btf(false, BTF_VMLINUX.toString(), size, "readable but does not start with BTF magic");
+      return HostCapabilities.Btf.file(false, BTF_VMLINUX.toString(), size, "readable but does not start with BTF magic");
     } catch (NoSuchFileException e) {
-      return new HostCapabilities.Btf(false, BTF_VMLINUX.toString(), 0, "does not exist: this kernel exposes no BTF");
+      return HostCapabilities.Btf.file(false, BTF_VMLINUX.toString(), 0, "does not exist: this kernel exposes no BTF");
     } catch (AccessDeniedException e) {
-      return new HostCapabilities.Btf(false, BTF_VMLINUX.toString(), 0, "not readable: permission denied");
+      return HostCapabilities.Btf.file(false, BTF_VMLINUX.toString(), 0, "not readable: permission denied");
     } catch (IOException | RuntimeException e) {
-      return new HostCapabilities.Btf(false, BTF_VMLINUX.toString(), 0, "not readable: " + oneLine(e));
+      return HostCapabilities.Btf.file(false, BTF_VMLINUX.toString(), 0, "not readable: " + oneLine(e));
+    }
+  }
+
+  /** A given BTF file as read: there, readable, starting with the BTF magic. */
+  private static HostCapabilities.Btf givenBtfFile(Path file, String outcome) {
+    try (InputStream in = Files.newInputStream(file)) {
+      byte[] magic = in.readNBytes(2);
+      long size = Files.size(file);
+      boolean ok = magic.length == 2 && (magic[0] & 0xff) == 0x9f && (magic[1] & 0xff) == 0xeb;
+      String detail = ok ? "the given file, " + size + " bytes; " + outcome : "the given file does not start with BTF magic";
+      return new HostCapabilities.Btf(false, file.toString(), size, detail, "none", null, WITHOUT_BTF);
+    } catch (IOException | RuntimeException e) {
+      return new HostCapabilities.Btf(false, file.toString(), 0, "the given file is not readable: " + oneLine(e), "none",
+          null, WITHOUT_BTF);
+    }
+  }
+
+  /**
+   * Where bpftrace reads the kernel's types, found by running {@link #TYPE_PROGRAM}: the given file; else
+   * wherever bpftrace looks itself; else the kernel's file named in BPFTRACE_BTF (bpftrace 0.17 on 5.10 does
+   * not find /sys/kernel/btf/vmlinux by itself). Decided by trying, not by versions.
+   */
+  private HostCapabilities.Btf btfForBpftrace(Bpftrace bpftrace, HostCapabilities.Btf kernelFile) {
+    if (btfFile != null) {
+      HostCapabilities.Btf given = givenBtfFile(btfFile, "");
+      if (given.detail().contains("not readable") || given.detail().contains("magic")) {
+        return given;
+      }
+      String file = btfFile.toString();
+      String failure = typeTrial(bpftrace.withBtf(file));
+      return failure == null
+          ? new HostCapabilities.Btf(true, file, given.sizeBytes(), "the given file, " + given.sizeBytes()
+              + " bytes, read by bpftrace (" + Bpftrace.BTF_VARIABLE + "=" + file + ")", "file", file, null)
+          : new HostCapabilities.Btf(false, file, given.sizeBytes(), "bpftrace cannot read the given file: " + failure,
+              "none", null, WITHOUT_BTF);
+    }
+    String own = typeTrial(bpftrace);
+    if (own == null) {
+      return new HostCapabilities.Btf(true, kernelFile.path(), kernelFile.sizeBytes(),
+          kernelFile.detail() + "; bpftrace finds it itself", "kernel", null, null);
+    }
+    if (kernelFile.available()) {
+      String viaVariable = typeTrial(bpftrace.withBtf(kernelFile.path()));
+      if (viaVariable == null) {
+        return new HostCapabilities.Btf(true, kernelFile.path(), kernelFile.sizeBytes(),
+            kernelFile.detail() + "; bpftrace does not find it itself (" + own + "), so the agent sets "
+                + Bpftrace.BTF_VARIABLE + "=" + kernelFile.path(), "kernel_file", kernelFile.path(), null);
+      }
+      own = viaVariable;
+    }
+    if (!NO_TYPES.matcher(own).find()) {
+      // bpftrace failed for another reason (permissions, a broken install): that is not about BTF.
+      return new HostCapabilities.Btf(kernelFile.available(), kernelFile.path(), kernelFile.sizeBytes(),
+          kernelFile.detail() + "; bpftrace's type check failed: " + own, kernelFile.available() ? "kernel" : "none",
+          null, kernelFile.available() ? null : WITHOUT_BTF);
+    }
+    return new HostCapabilities.Btf(false, kernelFile.path(), kernelFile.sizeBytes(),
+        kernelFile.detail() + "; bpftrace: " + own, "none", null, WITHOUT_BTF);
+  }
+
+  /** Null when bpftrace resolves {@code struct sock}; else its reason, in one line. */
+  private String typeTrial(Bpftrace bpftrace) {
+    try {
+      ChildProcess.Exit exit = bpftrace.runProgram("bpftrace-btf", TYPE_PROGRAM,
+          attachTimeout.compareTo(TYPE_TRIAL_TIMEOUT) > 0 ? attachTimeout : TYPE_TRIAL_TIMEOUT);
+      return exit.succeeded() ? null : Bpftrace.failureReason(exit);
+    } catch (IOException e) {
+      return "could not run bpftrace: " + oneLine(e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "interrupted";
     }
   }
 

@@ -10,11 +10,15 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Set;
 import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Joins BPF events to the listener inventory, interval by interval. Events name listeners by
@@ -35,6 +39,8 @@ public final class ListenerCorrelator {
   private final Map<Long, Map<Long, Long>> recentSynActivity = new HashMap<>();
   private long intervalNumber;
   private static final long SYN_ACTIVITY_MEMORY = 3;
+  /** "netns INODE: why" in {@link Inventory#skipped()}: a namespace there that could not be read. */
+  private static final Pattern SKIPPED_NETNS = Pattern.compile("^netns (\\d+):");
   private Instant windowStart = Instant.now();
 
   public ListenerCorrelator(TracepointSymbols dropReasons) {
@@ -164,11 +170,30 @@ public final class ListenerCorrelator {
     Map<Long, ListenCounters> deltas = new HashMap<>();
     Map<Long, Long> dropsBefore = new HashMap<>();
     Map<Long, Boolean> fullBefore = new HashMap<>();
+    Set<Long> born = new HashSet<>();
     if (before != null) {
+      Set<Long> unreadableBefore = skippedIn(before);
       for (NetNamespace ns : now.namespaces()) {
-        before.namespace(ns.netns()).ifPresent(old -> deltas.put(ns.netns(), delta(ns.counters(), old.counters())));
+        Optional<NetNamespace> old = before.namespace(ns.netns());
+        if (old.isPresent() && !regressed(ns.counters(), old.get().counters())) {
+          deltas.put(ns.netns(), delta(ns.counters(), old.get().counters()));
+        } else if (old.isPresent()) {
+          // A counter went down: not the namespace read last time but a new one with its freed inode (containers,
+          // tests come and go within an interval). Counters only rise, and the new one's began at zero.
+          born.add(ns.netns());
+          deltas.put(ns.netns(), ns.counters());
+        } else if (!unreadableBefore.contains(ns.netns())) {
+          // Born since the last read (it was not there, rather than unreadable): its counters began at zero, so
+          // all of them are new. One that could not be read last time is not counted again. (Not "never seen
+          // before": namespace inodes are reused once freed.)
+          born.add(ns.netns());
+          deltas.put(ns.netns(), ns.counters());
+        }
       }
       for (Listener l : before.listeners()) {
+        if (born.contains(l.netns())) {
+          continue; // a listener of the namespace that had this inode before
+        }
         dropsBefore.put(l.socketInode(), l.drops());
         fullBefore.put(l.socketInode(), l.full());
       }
@@ -196,9 +221,10 @@ public final class ListenerCorrelator {
     Map<Long, Long> dropsRise = new HashMap<>();
     for (Listener l : now.listeners()) {
       Long old = dropsBefore.get(l.socketInode());
-      if (before != null && old == null && l.drops() > 0 && before.namespace(l.netns()).isPresent()) {
-        // Born during the interval (its namespace was read last time, without it): all its drops are new.
-        // Had the namespace been unreadable last time, its drops would be counted twice: skip it instead.
+      if (before != null && old == null && l.drops() > 0
+          && (before.namespace(l.netns()).isPresent() || born.contains(l.netns()))) {
+        // Born during the interval (its namespace was read last time without it, or is itself new): all its
+        // drops are new. Had the namespace been unreadable last time, its drops would be counted twice: skip it.
         dropsBefore.put(l.socketInode(), 0L);
         old = 0L;
       }
@@ -256,6 +282,18 @@ public final class ListenerCorrelator {
     }
     Instant end = Instant.now();
     return new IntervalReport(end, Duration.between(start, end), now, deltas, intervals, transitions, unattributedCookies);
+  }
+
+  /** The namespaces an inventory could not read. */
+  private static Set<Long> skippedIn(Inventory inventory) {
+    Set<Long> inodes = new HashSet<>();
+    for (String skipped : inventory.skipped()) {
+      Matcher m = SKIPPED_NETNS.matcher(skipped);
+      if (m.find()) {
+        inodes.add(Long.parseLong(m.group(1)));
+      }
+    }
+    return inodes;
   }
 
   private static ListenerInterval interval(Listener l, ListenerKey key, long drops, Window w, Set<Trouble> troubles) {
@@ -319,6 +357,14 @@ public final class ListenerCorrelator {
       }
     }
     return !w.refusedByKind.isEmpty();
+  }
+
+  /** True when a counter is lower now than before: counters only rise, so these are two namespaces. */
+  private static boolean regressed(ListenCounters now, ListenCounters old) {
+    return now.listenOverflows() < old.listenOverflows() || now.listenDrops() < old.listenDrops()
+        || now.reqqFullDrops() < old.reqqFullDrops() || now.reqqFullCookies() < old.reqqFullCookies()
+        || now.syncookiesSent() < old.syncookiesSent() || now.syncookiesRecv() < old.syncookiesRecv()
+        || now.syncookiesFailed() < old.syncookiesFailed();
   }
 
   private static ListenCounters delta(ListenCounters now, ListenCounters old) {

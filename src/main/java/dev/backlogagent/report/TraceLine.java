@@ -6,7 +6,7 @@ import com.fasterxml.jackson.annotation.JsonPropertyOrder;
 
 /**
  * One line of {@code backlog-agent trace}: for JSON, the fields of its type (absent ones left out); for a
- * person, {@link #text()}. The schema is documented in README.md.
+ * person, {@link #text()}. The schema is documented in docs/trace.md.
  */
 @JsonInclude(JsonInclude.Include.NON_NULL)
 @JsonPropertyOrder({"time", "type", "netns", "family", "address", "port", "pid", "comm"})

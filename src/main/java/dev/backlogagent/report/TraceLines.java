@@ -72,7 +72,8 @@ public final class TraceLines {
     }
     if (event instanceof TraceEvent.SlowAccept a) {
       ProcessIdentity p = owner(inventory == null ? null : ListenerCorrelator.join(inventory, a.key()));
-      Integer pid = a.pid() > 0 ? a.pid() : p == null ? null : p.pid();
+      // Integer.valueOf: with a bare int here the conditional would unbox a null pid and throw.
+      Integer pid = a.pid() > 0 ? Integer.valueOf(a.pid()) : p == null ? null : p.pid();
       String comm = a.comm() != null ? a.comm() : p == null ? null : p.comm();
       double ms = a.waitMicros() / 1000.0;
       String text = where(a.key(), pid, comm) + String.format(Locale.ROOT, ": a connection waited %.1f ms in the accept queue (queue %d/%d)", ms, a.queue(), a.backlog());

@@ -1,7 +1,9 @@
 package dev.backlogagent.watch;
 
-import dev.backlogagent.bpf.BpfProgram;
 import dev.backlogagent.bpf.Concern;
+import dev.backlogagent.bpf.ConcernStatus;
+import dev.backlogagent.bpf.ProgramChoice;
+import dev.backlogagent.bpf.TracepointFormats;
 import dev.backlogagent.bpf.SupervisorStatus;
 import dev.backlogagent.bpf.Tracing;
 import dev.backlogagent.decode.BpftraceRecord;
@@ -25,6 +27,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Predicate;
@@ -49,6 +52,8 @@ public final class ListenerWatch implements AutoCloseable {
    * @param stateFile where requested backlogs are kept between runs
    * @param scope which namespace and port the inventory reads
    * @param events which listener keys' events to keep (the rest are not correlated)
+   * @param attachTimeout the least time a program may take to compile and attach (more on a slow machine)
+   * @param btf a BTF file of this kernel for bpftrace, or null for the kernel's own (found by trying)
    */
   public record Settings(
       Tier tier,
@@ -59,7 +64,14 @@ public final class ListenerWatch implements AutoCloseable {
       boolean states,
       Path stateFile,
       InventoryReader.Scope scope,
-      Predicate<ListenerKey> events) {}
+      Predicate<ListenerKey> events,
+      Duration attachTimeout,
+      Path btf) {
+    public Settings(Tier tier, Path bpftrace, Path programs, Duration interval, long slowAcceptMillis, boolean states,
+        Path stateFile, InventoryReader.Scope scope, Predicate<ListenerKey> events, Duration attachTimeout) {
+      this(tier, bpftrace, programs, interval, slowAcceptMillis, states, stateFile, scope, events, attachTimeout, null);
+    }
+  }
 
   /** Who hears about rare events as they come (listen calls, resets, slow accepts, overflow starts). */
   public interface Observer {
@@ -83,11 +95,21 @@ public final class ListenerWatch implements AutoCloseable {
   private FtraceTier ftrace;
   private LibbpfToolsTier libbpfTools;
   private final List<Tracing.Failure> ftraceFailures = new ArrayList<>();
+  // An event can come before the listener it names is in the inventory (a listener that began after the
+  // last read): then the inventory is read again at once, at most every REREAD_GAP, and an event whose
+  // listener is still unknown is held until the next read (the interval's), so that it is joined to its
+  // listener and process rather than printed without them.
+  private static final long REREAD_GAP_NANOS = Duration.ofMillis(200).toNanos();
+  private static final int MAX_HELD_EVENTS = 1000;
+  private final Object inventoryLock = new Object();
+  private long lastReadNanos = System.nanoTime();
+  private final List<TraceEvent> held = new ArrayList<>();
+  private final AtomicLong rereads = new AtomicLong();
 
   private ListenerWatch(Settings settings, Observer observer) throws IOException {
     this.settings = settings;
     this.observer = observer;
-    this.host = KernelProbe.builder().bpftrace(settings.bpftrace()).build().probe();
+    this.host = KernelProbe.builder().bpftrace(settings.bpftrace()).btf(settings.btf()).build().probe();
     this.tier = settings.tier() == null ? host.tier() : settings.tier();
     this.tierReason = settings.tier() == null ? host.tierReason() : "forced";
     this.requested = RequestedBacklogBook.load(settings.stateFile());
@@ -130,15 +152,15 @@ public final class ListenerWatch implements AutoCloseable {
     boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
     Path bpftracePath = settings.bpftrace() != null ? settings.bpftrace()
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
-    List<BpfProgram> chosen = new ArrayList<>();
-    for (Concern concern : Concern.forTier(tier, fentry, settings.states())) {
-      chosen.add(BpfProgram.load(concern, settings.programs()));
-    }
+    // Each concern's program by what this kernel's tracepoints offer (variants for older kernels).
+    List<ProgramChoice> choices = ProgramChoice.choose(tier, fentry, settings.states(), TracepointFormats.ofThisKernel());
     long intervalSeconds = Math.max(1, settings.interval().toSeconds());
+    long probeMillis = host.attach() != null && host.attach().tracepoint() != null ? host.attach().tracepoint().millis() : 0;
+    Duration floor = settings.attachTimeout() == null ? Tracing.DEFAULT_ATTACH_TIMEOUT : settings.attachTimeout();
     Tracing.Launch launch = new Tracing.Launch(bpftracePath,
         List.of(Long.toString(intervalSeconds), Long.toString(settings.slowAcceptMillis())),
-        workDirectory, Duration.ofSeconds(60));
-    tracing = Tracing.start(chosen, launch, this::take);
+        workDirectory, Tracing.attachDeadline(floor, probeMillis), host.btf() == null ? Map.of() : host.btf().bpftraceEnvironment());
+    tracing = Tracing.start(choices, settings.programs(), launch, this::take);
   }
 
   // The ftrace tier: no BPF, no child; its events join the same pipeline as the programs' records.
@@ -183,18 +205,80 @@ public final class ListenerWatch implements AutoCloseable {
       correlator.accept(event);
       if (observer != null && (event instanceof TraceEvent.ListenCall || event instanceof TraceEvent.ResetSent
           || event instanceof TraceEvent.SlowAccept || event instanceof TraceEvent.OverflowStart)) {
-        observer.event(event, latest.get());
+        observe(event);
       }
     }
   }
 
+  /** Hands a rare event on with an inventory that knows its listener, reading it again or holding the event. */
+  private void observe(TraceEvent event) {
+    Inventory inventory = latest.get();
+    if (!knows(inventory, event)) {
+      inventory = reread();
+      // A reset may concern no listener at all (a client socket, a closed port): it is not held.
+      if (!knows(inventory, event) && !(event instanceof TraceEvent.ResetSent)) {
+        synchronized (inventoryLock) {
+          if (held.size() < MAX_HELD_EVENTS) {
+            held.add(event);
+            return;
+          }
+        }
+      }
+    }
+    observer.event(event, inventory);
+  }
+
+  /**
+   * Whether the inventory has the event's listener (for a listen() call, what the line needs is its namespace's
+   * somaxconn, but a namespace is not known by its inode alone: inodes are reused once freed, and a read that has
+   * the listener has its namespace as it is now).
+   */
+  static boolean knows(Inventory inventory, TraceEvent event) {
+    return inventory != null && event instanceof TraceEvent.AtListener at && ListenerCorrelator.join(inventory, at.key()) != null;
+  }
+
+  /** The inventory read again now, unless it was read less than REREAD_GAP ago; the latest one if reading fails. */
+  private Inventory reread() {
+    synchronized (inventoryLock) {
+      if (System.nanoTime() - lastReadNanos < REREAD_GAP_NANOS) {
+        return latest.get();
+      }
+      lastReadNanos = System.nanoTime();
+      try {
+        Inventory now = reader.read(settings.scope());
+        latest.set(now);
+        rereads.incrementAndGet();
+        return now;
+      } catch (IOException | RuntimeException e) {
+        LOG.log(System.Logger.Level.WARNING, "could not read the inventory again for an event: {0}", e.toString());
+        return latest.get();
+      }
+    }
+  }
+
+  /** How often an event made the inventory be read before its interval ended. */
+  public long inventoryRereads() {
+    return rereads.get();
+  }
+
   /** Reads the inventory and closes the correlator's interval; keeps the requested-backlog book on disk. */
   public IntervalReport closeInterval() throws IOException {
-    Inventory now = reader.read(settings.scope());
+    Inventory now;
+    List<TraceEvent> waiting;
+    synchronized (inventoryLock) {
+      now = reader.read(settings.scope());
+      lastReadNanos = System.nanoTime();
+      latest.set(now);
+      waiting = List.copyOf(held);
+      held.clear();
+    }
     for (String skipped : now.skipped()) {
       LOG.log(System.Logger.Level.INFO, "skipped {0}", skipped);
     }
-    latest.set(now);
+    // Before the interval's own lines: these events happened during it.
+    for (TraceEvent event : waiting) {
+      observer.event(event, now);
+    }
     IntervalReport report = correlator.close(now);
     requested.saveIfChanged(settings.stateFile());
     return report;
@@ -247,6 +331,41 @@ public final class ListenerWatch implements AutoCloseable {
   /** The ftrace tier's tracefs instance, when it runs. */
   public java.util.Optional<String> ftraceInstance() {
     return ftrace == null ? java.util.Optional.empty() : java.util.Optional.of(ftrace.instanceName());
+  }
+
+  /** One status line per concern: runs, as which variant, or why it cannot. */
+  public List<ConcernStatus> concerns() {
+    if (tier == Tier.FTRACE || tier == Tier.LIBBPF_TOOLS) {
+      return lowerRungConcerns();
+    }
+    return tracing == null ? List.of() : tracing.concerns();
+  }
+
+  private List<ConcernStatus> lowerRungConcerns() {
+    return lowerRungConcerns(tier, running(), ftraceFailures, settings.states());
+  }
+
+  /**
+   * The concern lines of the ftrace and libbpf-tools tiers: what runs from which events or tools, what it
+   * loses against the BPF programs, and what cannot run and why.
+   */
+  public static List<ConcernStatus> lowerRungConcerns(Tier tier, List<Concern> runs, List<Tracing.Failure> failures,
+      boolean states) {
+    List<ConcernStatus> out = new ArrayList<>();
+    for (Concern c : Concern.values()) {
+      java.util.Optional<Tracing.Failure> failed = failures.stream().filter(f -> f.concern() == c).findFirst();
+      if (runs.contains(c)) {
+        String source = tier == Tier.FTRACE ? FtraceTier.source(c) : LibbpfToolsTier.source(c);
+        String lost = tier == Tier.FTRACE ? FtraceTier.lost(c) : LibbpfToolsTier.lost(c);
+        out.add(new ConcernStatus(c, lost == null ? ConcernStatus.State.RUNS : ConcernStatus.State.DEGRADED, source, lost));
+      } else if (c == Concern.STATES && !states) {
+        out.add(new ConcernStatus(c, ConcernStatus.State.OFF, null, "not asked for"));
+      } else {
+        out.add(new ConcernStatus(c, ConcernStatus.State.CANNOT, null, failed.map(Tracing.Failure::reason)
+            .orElse("not in the " + tier.label() + " tier (it needs BPF)")));
+      }
+    }
+    return out;
   }
 
   public List<SupervisorStatus> supervisors() {

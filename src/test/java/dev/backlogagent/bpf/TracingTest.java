@@ -92,4 +92,27 @@ class TracingTest {
   private static String javaBin() {
     return Path.of(System.getProperty("java.home"), "bin", "java").toString();
   }
+
+  @Test
+  void aProgramStillCompilingWhenTheDeadlineComesIsReportedAsATimeoutNotAsNull() throws Exception {
+    // A "bpftrace" that never gets as far as attaching: an emulated guest's 18 s compile, made endless.
+    Path slow = dir.resolve("slow-bpftrace");
+    Files.writeString(slow, "#!/bin/sh\nexec sleep 60\n");
+    Files.setPosixFilePermissions(slow, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+    Tracing.Launch launch = new Tracing.Launch(slow, List.of(), dir, Duration.ofMillis(700));
+    try (Tracing tracing = Tracing.start(List.of(
+        new BpfProgram(List.of(Concern.LISTEN), TICK), new BpfProgram(List.of(Concern.HANDSHAKES), COUNT)), launch, r -> {})) {
+      assertThat(tracing.running()).isEmpty();
+      assertThat(tracing.failures()).extracting(Tracing.Failure::concern).containsExactly(Concern.LISTEN, Concern.HANDSHAKES);
+      assertThat(tracing.failures()).allSatisfy(f -> assertThat(f.reason()).startsWith("did not attach within 700 ms"));
+    }
+  }
+
+  @Test
+  void theAttachDeadlineGrowsWithTheKernelProbesAttachTimeOnASlowMachine() {
+    Duration floor = Duration.ofSeconds(60);
+    assertThat(Tracing.attachDeadline(floor, 300)).isEqualTo(floor); // this VM: a one-probe attach in 0.3 s
+    assertThat(Tracing.attachDeadline(floor, 3_500)).isEqualTo(Duration.ofSeconds(105)); // TCG guest: 3.5 s
+    assertThat(Tracing.attachDeadline(floor, 0)).isEqualTo(floor); // unknown
+  }
 }

@@ -40,14 +40,24 @@ class DoctorCommandTest {
   }
 
   @Test
-  void a_bpftrace_that_does_not_exist_leaves_the_counters_tier_and_says_why() throws IOException {
+  void a_bpftrace_that_does_not_exist_climbs_down_the_ladder_and_says_why_at_each_rung() throws IOException {
     Run run = doctor("--json", "--bpftrace", "/nonexistent");
     assertThat(run.exitCode()).isEqualTo(ExitCode.OK);
     JsonNode doc = run.json();
-    assertThat(doc.path("tier").asText()).isEqualTo("counters");
-    assertThat(doc.path("tier_reason").asText())
+    // Below bpftrace: libbpf-tools where solisten and tcpstates attach, ftrace where tracefs is writable, counters.
+    JsonNode ladder = doc.path("ladder");
+    assertThat(ladder.get(0).path("rung").asText()).isEqualTo("bpftrace");
+    assertThat(ladder.get(0).path("why").asText())
         .isEqualTo("netlink inventory and /proc counters only: no bpftrace "
             + "(the given bpftrace /nonexistent does not exist)");
+    String chosen = null;
+    for (JsonNode rung : ladder) {
+      if (rung.path("chosen").asBoolean()) {
+        chosen = rung.path("rung").asText();
+      }
+    }
+    assertThat(doc.path("tier").asText()).isEqualTo(chosen).isIn("libbpf-tools", "ftrace", "counters");
+    assertThat(doc.path("tier_reason").asText()).contains("the given bpftrace /nonexistent does not exist");
     assertThat(doc.path("bpftrace").path("found").asBoolean()).isFalse();
     assertThat(doc.path("attach").path("tracepoint").path("detail").asText()).isEqualTo("not tried: no bpftrace");
     assertThat(run.err()).isEmpty();
@@ -132,7 +142,8 @@ class DoctorCommandTest {
     // A private mount namespace: unmounting tracefs there leaves the host's mount alone.
     List<String> withoutTracefs =
         List.of(unshare.toString(), "--mount", "--propagation", "private", "--", "sh", "-c",
-            "umount /sys/kernel/tracing 2>/dev/null; grep -q ' tracefs ' /proc/self/mounts && exit 99; exec \"$@\"",
+            // Only the mount point doctor looks at: a chroot elsewhere may have its own tracefs mounted.
+            "umount /sys/kernel/tracing 2>/dev/null; mountpoint -q /sys/kernel/tracing && exit 99; exec \"$@\"",
             "sh");
     ChildProcess.Exit exit = runInJvm(withoutTracefs, System.getProperty("java.class.path"), "doctor", "--json");
     assertThat(exit.status()).as(exit.stderr()).isEqualTo(ExitCode.OK);

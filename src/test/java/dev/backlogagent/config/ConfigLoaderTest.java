@@ -3,12 +3,16 @@ package dev.backlogagent.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import java.lang.reflect.RecordComponent;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -21,6 +25,50 @@ class ConfigLoaderTest {
   void theExampleConfigIsValidAndSpellsOutTheDefaults() throws Exception {
     AgentConfig example = loader.parse("agent/config.yaml", Files.readString(Path.of("agent/config.yaml")));
     assertThat(example).isEqualTo(AgentConfig.defaults());
+  }
+
+  /** Every key the configuration knows is in the example, set or commented out, so that operators find it there. */
+  @Test
+  void theExampleNamesEveryKey() throws Exception {
+    String example = Files.readString(Path.of("agent/config.yaml"));
+    List<String> missing = new ArrayList<>();
+    collectMissingKeys(AgentConfig.class, example, missing);
+    assertThat(missing).as("keys not in agent/config.yaml").isEmpty();
+  }
+
+  private static void collectMissingKeys(Class<?> record, String example, List<String> missing) {
+    for (RecordComponent component : record.getRecordComponents()) {
+      String key = component.getName().replaceAll("([a-z])([A-Z])", "$1_$2").toLowerCase(Locale.ROOT);
+      if (!Pattern.compile("(?m)^\\s*(#\\s*)?" + key + ":").matcher(example).find()) {
+        missing.add(record.getSimpleName() + "." + key);
+      }
+      if (component.getType().isRecord()) {
+        collectMissingKeys(component.getType(), example, missing);
+      }
+    }
+  }
+
+  @Test
+  void aBtfFileThatIsNotThereIsRefusedNamingTheKey() throws Exception {
+    Path dir = Files.createTempDirectory("config-btf-");
+    Path config = dir.resolve("config.yaml");
+    Files.writeString(config, "btf: " + dir.resolve("no-such.btf") + "\n");
+    try {
+      assertThatThrownBy(() -> loader.load(config))
+          .isInstanceOf(ConfigException.class)
+          .hasMessage(config + ": key 'btf': " + dir.resolve("no-such.btf") + " is not a readable file");
+      Path btf = Files.writeString(dir.resolve("vmlinux.btf"), "x");
+      Files.writeString(config, "btf: " + btf + "\n");
+      assertThat(loader.load(config).btf()).isEqualTo(btf);
+      assertThat(AgentConfig.defaults().withBtf(btf).btf()).isEqualTo(btf);
+    } finally {
+      try (var files = Files.list(dir)) {
+        for (Path f : files.toList()) {
+          Files.delete(f);
+        }
+      }
+      Files.delete(dir);
+    }
   }
 
   @Test
@@ -64,7 +112,7 @@ class ConfigLoaderTest {
   /** The bad-configuration matrix: each is refused with one line that names the key and what is allowed. */
   @ParameterizedTest
   @CsvSource(delimiter = '|', value = {
-      "intervall: 10s                       | unknown key 'intervall'; allowed here: bpftrace, exporters, incidents, interval, listeners, programs, state_file, states, summary, tier",
+      "intervall: 10s                       | unknown key 'intervall'; allowed here: attach_timeout, bpftrace, btf, exporters, incidents, interval, listeners, programs, state_file, states, summary, tier",
       "listeners: {prots: [80]}             | unknown key 'listeners.prots'; allowed here: max, netns, ports, processes",
       "interval: 10 parsecs                 | key 'interval': '10 parsecs' is not a duration (examples: 500ms, 10s, 5m, 1h)",
       "interval: 0s                         | key 'interval': must be between 1s and 1h, got 0s",
