@@ -113,8 +113,8 @@ public final class LibbpfToolsTier implements AutoCloseable {
   /** The tool a concern runs from at this tier, for its status line. */
   public static String source(Concern concern) {
     return switch (concern) {
-      case LISTEN -> "libbpf-tools solisten";
-      case HANDSHAKES -> "libbpf-tools tcpstates -w -L PORTS";
+      case LISTEN -> "libbpf-tools:solisten";
+      case HANDSHAKES -> "libbpf-tools:tcpstates";
       default -> "libbpf-tools";
     };
   }

@@ -8,6 +8,7 @@ import dev.backlogagent.bpf.ProgramChoice;
 import dev.backlogagent.bpf.TracepointFormats;
 import dev.backlogagent.bpf.Tracing;
 import dev.backlogagent.kernel.Capability;
+import dev.backlogagent.bcc.LibbpfToolsTier;
 import dev.backlogagent.ftrace.FtraceTier;
 import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.kernel.Tier;
@@ -109,7 +110,7 @@ final class DoctorCommand implements Callable<Integer> {
           failures.add(new Tracing.Failure(c, t.tool() + ": " + t.detail()));
         }
       }
-      return ListenerWatch.lowerRungConcerns(Tier.LIBBPF_TOOLS, runs, failures, states);
+      return ListenerWatch.lowerRungConcerns(Tier.LIBBPF_TOOLS, runs, failures, states, LibbpfToolsTier::lost);
     }
     boolean fentry = host.attach().fentry().works();
     List<ProgramChoice> choices = ProgramChoice.choose(host.tier(), fentry, states, TracepointFormats.ofThisKernel());
@@ -136,16 +137,15 @@ final class DoctorCommand implements Callable<Integer> {
   // The ftrace tier's events enabled for a moment in an instance of its own: what runs is proven by enabling.
   private List<ConcernStatus> tryFtrace() {
     List<Tracing.Failure> failures = new ArrayList<>();
-    List<Concern> runs = List.of();
     try (FtraceTier tried = FtraceTier.start(FtraceTier.Settings.of(Duration.ofSeconds(1), null), e -> {}, () -> null)) {
-      runs = tried.running();
       tried.failures().forEach(f -> failures.add(new Tracing.Failure(f.concern(), "ftrace: " + f.reason())));
+      return ListenerWatch.lowerRungConcerns(Tier.FTRACE, tried.running(), failures, states, tried::lostHere);
     } catch (IOException e) {
       for (Concern c : List.of(Concern.LISTEN, Concern.HANDSHAKES, Concern.SYNACK, Concern.DROPS, Concern.RESETS)) {
         failures.add(new Tracing.Failure(c, "ftrace: " + e.getMessage()));
       }
+      return ListenerWatch.lowerRungConcerns(Tier.FTRACE, List.of(), failures, states, FtraceTier::lost);
     }
-    return ListenerWatch.lowerRungConcerns(Tier.FTRACE, runs, failures, states);
   }
 
   private static void printTable(PrintWriter out, HostCapabilities host, List<ConcernStatus> concerns) {

@@ -170,16 +170,24 @@ public final class FtraceTier implements AutoCloseable {
     return running;
   }
 
-  /** The trace events a concern runs from at this tier, for its status line. */
+  /** The trace events a concern runs from at this tier, for its status line (one word, as a program's name). */
   public static String source(Concern concern) {
     return switch (concern) {
-      case LISTEN -> "ftrace syscalls:sys_enter_listen,sys_exit_listen";
-      case HANDSHAKES -> "ftrace sock:inet_sock_set_state";
-      case SYNACK -> "ftrace tcp:tcp_retransmit_synack";
-      case DROPS -> "ftrace skb:kfree_skb";
-      case RESETS -> "ftrace tcp:tcp_send_reset";
+      case LISTEN -> "ftrace:syscalls:sys_enter_listen,syscalls:sys_exit_listen";
+      case HANDSHAKES -> "ftrace:sock:inet_sock_set_state";
+      case SYNACK -> "ftrace:tcp:tcp_retransmit_synack";
+      case DROPS -> "ftrace:skb:kfree_skb";
+      case RESETS -> "ftrace:tcp:tcp_send_reset";
       default -> "ftrace";
     };
+  }
+
+  /** What a concern loses here against its BPF program (null: nothing), this kernel's events considered. */
+  public String lostHere(Concern concern) {
+    if (concern == Concern.RESETS && !events.resetsWithoutSocket()) {
+      return "no reason in tcp_send_reset: before 6.10 resets sent without a socket (a closed port) are not traced";
+    }
+    return lost(concern);
   }
 
   /** What a concern loses at this tier against its BPF program (null: nothing), for its status line. */

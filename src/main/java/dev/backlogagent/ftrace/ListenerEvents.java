@@ -153,6 +153,11 @@ final class ListenerEvents {
     return out;
   }
 
+  /** Whether this kernel traces resets sent without a socket (6.10+, when tcp_send_reset got its reason). */
+  boolean resetsWithoutSocket() {
+    return sendReset != null && sendReset.has("reason");
+  }
+
   /** Concerns this kernel's events cannot serve. */
   List<Unavailable> unavailable() {
     List<Unavailable> out = new ArrayList<>();

@@ -342,7 +342,8 @@ public final class ListenerWatch implements AutoCloseable {
   }
 
   private List<ConcernStatus> lowerRungConcerns() {
-    return lowerRungConcerns(tier, running(), ftraceFailures, settings.states());
+    java.util.function.Function<Concern, String> lost = ftrace != null ? ftrace::lostHere : LibbpfToolsTier::lost;
+    return lowerRungConcerns(tier, running(), ftraceFailures, settings.states(), lost);
   }
 
   /**
@@ -350,13 +351,13 @@ public final class ListenerWatch implements AutoCloseable {
    * loses against the BPF programs, and what cannot run and why.
    */
   public static List<ConcernStatus> lowerRungConcerns(Tier tier, List<Concern> runs, List<Tracing.Failure> failures,
-      boolean states) {
+      boolean states, java.util.function.Function<Concern, String> lostAtThisTier) {
     List<ConcernStatus> out = new ArrayList<>();
     for (Concern c : Concern.values()) {
       java.util.Optional<Tracing.Failure> failed = failures.stream().filter(f -> f.concern() == c).findFirst();
       if (runs.contains(c)) {
         String source = tier == Tier.FTRACE ? FtraceTier.source(c) : LibbpfToolsTier.source(c);
-        String lost = tier == Tier.FTRACE ? FtraceTier.lost(c) : LibbpfToolsTier.lost(c);
+        String lost = lostAtThisTier.apply(c);
         out.add(new ConcernStatus(c, lost == null ? ConcernStatus.State.RUNS : ConcernStatus.State.DEGRADED, source, lost));
       } else if (c == Concern.STATES && !states) {
         out.add(new ConcernStatus(c, ConcernStatus.State.OFF, null, "not asked for"));
