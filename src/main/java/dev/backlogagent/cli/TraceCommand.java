@@ -131,6 +131,12 @@ final class TraceCommand implements Callable<Integer> {
           print.accept(line);
         }
       }
+      watch.ftraceStats().ifPresent(s -> err.println("ftrace: " + s.records() + " records, " + s.decoded() + " decoded, "
+          + s.skipped() + " skipped over the cap, " + s.lost() + " lost in the kernel, " + s.unattributed()
+          + " of no known listener (" + s.ambiguous() + " ambiguous), " + s.malformed() + " malformed"));
+      watch.libbpfToolsStats().ifPresent(s -> err.println("libbpf-tools: " + s.lines() + " lines, " + s.malformed()
+          + " malformed, " + s.skipped() + " skipped over the cap, " + s.unattributed() + " of no known listener, "
+          + s.listensUnknownRequest() + " listen() at somaxconn (request unknown)"));
       if (watch.undecodableRecords() > 0) {
         err.println("skipped " + watch.undecodableRecords() + " undecodable event(s)");
       }

@@ -37,7 +37,7 @@ public final class FtraceTier implements AutoCloseable {
 
   /** At most this many records of each kind are decoded per interval; the rest are counted as skipped. */
   public record Caps(long listens, long handshakes, long synacks, long drops, long resets) {
-    public static final Caps DEFAULT = new Caps(256, 200_000, 100_000, 100_000, 50);
+    public static final Caps DEFAULT = new Caps(256, 200_000, 100_000, 100_000, 2_000);
 
     long of(ListenerEvents.Kind kind) {
       return switch (kind) {
@@ -196,6 +196,8 @@ public final class FtraceTier implements AutoCloseable {
       case HANDSHAKES -> "no queue depth at each handshake, and the namespace found by address and port"
           + " (a port listened on in several namespaces is told apart only on loopback)";
       case DROPS -> "only drops at listeners born while the agent runs (known by their socket address)";
+      case RESETS -> "a reset sent without a socket (a closed port) has no namespace in the event: placed, on"
+          + " loopback, by the sending task's, when that task still runs as the record is read";
       default -> null;
     };
   }
@@ -421,6 +423,8 @@ public final class FtraceTier implements AutoCloseable {
       ListenerAttribution.Result r = attribution.attribute(socket, family, address, port);
       if (r.outcome() == ListenerAttribution.Outcome.AMBIGUOUS) {
         r = attribution.byPortOrTask(family, address, port, () -> taskNetns(tid));
+      } else if (r.outcome() == ListenerAttribution.Outcome.UNKNOWN) {
+        r = attribution.byTask(family, address, port, () -> taskNetns(tid)); // a closed port: nobody listens
       }
       ListenerKey key = r.key();
       if (r.outcome() == ListenerAttribution.Outcome.AMBIGUOUS) {

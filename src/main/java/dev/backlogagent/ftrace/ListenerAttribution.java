@@ -91,6 +91,20 @@ public final class ListenerAttribution {
     return r;
   }
 
+  /**
+   * For an event that need not be at a listener (a reset from a closed port): on loopback, the namespace of the
+   * task it ran in, whether or not anything listens there.
+   */
+  public Result byTask(int family, String address, int port, java.util.function.LongSupplier taskNetns) {
+    if (isLoopback(address)) {
+      long netns = taskNetns.getAsLong();
+      if (netns > 0) {
+        return new Result(new ListenerKey(netns, family, address, port), Outcome.BY_TASK);
+      }
+    }
+    return new Result(new ListenerKey(0, family, address, port), Outcome.UNKNOWN);
+  }
+
   static boolean isLoopback(String address) {
     return address.startsWith("127.") || address.equals("::1") || address.startsWith("::ffff:127.");
   }
