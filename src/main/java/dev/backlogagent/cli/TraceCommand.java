@@ -2,7 +2,6 @@ package dev.backlogagent.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.backlogagent.bpf.ConcernStatus;
-import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.kernel.Tier;
 import dev.backlogagent.kernel.TracepointSymbols;
@@ -110,9 +109,7 @@ final class TraceCommand implements Callable<Integer> {
     try (ListenerWatch watch = ListenerWatch.start(settings, observer)) {
       err.println("tracing at tier " + watch.tier().label() + " (" + watch.tierReason() + ")"
           + ": " + (watch.running().isEmpty() ? "no BPF programs, counters and inventory only" : "programs " + watch.running()));
-      HostCapabilities.BpftraceBinary bin = watch.host().bpftrace();
-      err.println("bpftrace: " + (bin == null || !bin.found() ? "none"
-          : bin.version() != null ? bin.version() + " (" + bin.path() + ")" : bin.detail()));
+      err.println(watch.host().bpftrace().line());
       for (ConcernStatus c : watch.concerns()) {
         err.println("concern " + c.line());
       }

@@ -1,6 +1,5 @@
 package dev.backlogagent.cli;
 
-import dev.backlogagent.bpf.Tracing;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.kernel.Tier;
 import dev.backlogagent.listener.InventoryReader;
@@ -140,7 +139,7 @@ final class WatchCommand implements java.util.concurrent.Callable<Integer> {
     ListenerWatch.Settings settings = new ListenerWatch.Settings(tier == null ? null : parseTier(), bpftrace, programs,
         Duration.ofSeconds(interval), 100, false, stateFile, scope, key -> inScope(key, scopeNetns), null);
     try (ListenerWatch watch = ListenerWatch.start(settings, null)) {
-      WatchView view = new WatchView(watch.tier().label(), programsLine(watch), Duration.ofSeconds(interval), ZoneId.systemDefault());
+      WatchView view = new WatchView(watch.tier().label(), WatchView.concernsLine(watch.concerns()), Duration.ofSeconds(interval), ZoneId.systemDefault());
       screen.draw(view);
       long period = TimeUnit.SECONDS.toNanos(interval);
       long next = System.nanoTime() + period;
@@ -227,19 +226,6 @@ final class WatchCommand implements java.util.concurrent.Callable<Integer> {
     t.setDaemon(true);
     t.start();
     return t;
-  }
-
-  private static String programsLine(ListenerWatch watch) {
-    StringBuilder s = new StringBuilder();
-    s.append(watch.running().isEmpty() ? "no BPF programs: counters and inventory only" : "running " + watch.running());
-    List<String> failed = new ArrayList<>();
-    for (Tracing.Failure f : watch.failures()) {
-      failed.add(f.concern().name());
-    }
-    if (!failed.isEmpty()) {
-      s.append("; not running ").append(failed).append(" (trace says why)");
-    }
-    return s.toString();
   }
 
   private boolean inScope(ListenerKey key, Long scopeNetns) {

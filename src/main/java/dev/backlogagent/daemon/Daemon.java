@@ -3,7 +3,6 @@ package dev.backlogagent.daemon;
 import dev.backlogagent.bpf.SupervisorStatus;
 import dev.backlogagent.bpf.ConcernStatus;
 
-import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.config.AgentConfig;
 import dev.backlogagent.config.ConfigException;
 import dev.backlogagent.config.ConfigLoader;
@@ -347,9 +346,7 @@ public final class Daemon {
   /** bpftrace's version, then one line per concern: what runs, as which variant, what cannot and why. */
   static List<String> concernLines(ListenerWatch w) {
     List<String> lines = new ArrayList<>();
-    HostCapabilities.BpftraceBinary bpftrace = w.host().bpftrace();
-    lines.add("bpftrace: " + (bpftrace == null || !bpftrace.found() ? "none"
-        : bpftrace.version() != null ? bpftrace.version() + " (" + bpftrace.path() + ")" : bpftrace.detail()));
+    lines.add(w.host().bpftrace().line());
     for (ConcernStatus c : w.concerns()) {
       lines.add("concern " + c.line());
     }

@@ -87,7 +87,12 @@ public record HostCapabilities(
 
   /** Where bpftrace is (null path when nowhere) and the version it reports. */
   @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
-  public record BpftraceBinary(boolean found, String path, String version, String detail) {}
+  public record BpftraceBinary(boolean found, String path, String version, String detail) {
+    /** One line for the head of `trace` and `run`: "bpftrace: v0.17.0 (/usr/bin/bpftrace)", or why none. */
+    public String line() {
+      return "bpftrace: " + (!found ? "none (" + detail + ")" : version != null ? version + " (" + path + ")" : detail);
+    }
+  }
 
   /** One BPF attach kind, tried with a tiny bpftrace program that attaches and exits at once. */
   @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)

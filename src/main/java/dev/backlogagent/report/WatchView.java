@@ -1,5 +1,6 @@
 package dev.backlogagent.report;
 
+import dev.backlogagent.bpf.ConcernStatus;
 import dev.backlogagent.listener.IntervalReport;
 import dev.backlogagent.procfs.ListenCounters;
 import java.time.Duration;
@@ -228,6 +229,30 @@ public final class WatchView {
     }
     lines.add(new Line(clip(status(shown.size(), page.size()), width), Emphasis.STATUS));
     return lines;
+  }
+
+  /**
+   * The concerns by what became of them, e.g. "concerns  run: listen, handshakes  |  degraded: drops  |  cannot:
+   * syn_refused  |  off: states" (doctor and trace give the reasons).
+   */
+  public static String concernsLine(List<ConcernStatus> concerns) {
+    Map<ConcernStatus.State, List<String>> byState = new java.util.EnumMap<>(ConcernStatus.State.class);
+    for (ConcernStatus c : concerns) {
+      byState.computeIfAbsent(c.state(), k -> new ArrayList<>()).add(c.concern().label());
+    }
+    if (concerns.isEmpty()) {
+      return "no BPF programs: counters and inventory only";
+    }
+    List<String> parts = new ArrayList<>();
+    for (Map.Entry<ConcernStatus.State, List<String>> e : byState.entrySet()) {
+      String state = switch (e.getKey()) {
+        case RUNS -> "run";
+        case VARIANT -> "run as variants";
+        default -> e.getKey().label();
+      };
+      parts.add(state + ": " + String.join(", ", e.getValue()));
+    }
+    return "concerns  " + String.join("  |  ", parts);
   }
 
   /** The one line shown, and printed on the way out, when the terminal is too small. */

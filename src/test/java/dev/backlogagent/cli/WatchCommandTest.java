@@ -48,9 +48,11 @@ class WatchCommandTest {
     try (TestNetns ns = TestNetns.create();
         Tmux tmux = Tmux.start(DIR, 200, 24, watch("--netns", Long.toString(ns.inode()), "--state",
             DIR.resolve("state.json").toString()))) {
-      List<String> attached = tmux.awaitScreen(s -> s.get(1).startsWith("running ["), 90_000, "the programs to attach");
+      List<String> attached = tmux.awaitScreen(s -> s.get(1).startsWith("concerns  "), 90_000, "the programs to attach");
       assertThat(attached.get(0)).startsWith("backlog-agent watch  |  tier tracepoint  |  every 1 s");
-      assertThat(attached.get(1)).contains("LISTEN", "HANDSHAKES").doesNotContain("not running");
+      // this kernel runs every tracepoint concern; syn_refused needs the kprobe tier; watch leaves states off
+      assertThat(attached.get(1)).startsWith("concerns  run: listen, handshakes, synack, drops, resets, accept_wait")
+          .contains("cannot: syn_refused", "off: states");
 
       // Started once watch runs, so that it sees their listen() calls and knows the backlogs they asked for.
       ListenerProcess overflowing = ns.startListener("--backlog", "4", "--connect-later");
@@ -82,10 +84,12 @@ class WatchCommandTest {
         double dropsPerSecond = Double.parseDouble(first[5]);
         assertThat(dropsPerSecond).isPositive();
         assertThat(first[8]).startsWith("accept queue");
-        // In this namespace only that listener drops: the host line's ListenOverflows/s is its drops/s.
+        // In this namespace only that listener drops: the host line's ListenOverflows/s is its drops/s (both read
+        // with the same inventory, a few microseconds apart: a drop may fall between; and both are rounded).
         String host = screen.get(2);
         long overflowsPerSecond = Long.parseLong(host.replaceAll(".*ListenOverflows (\\d+) .*", "$1"));
-        assertThat((double) overflowsPerSecond).isCloseTo(dropsPerSecond, org.assertj.core.data.Offset.offset(1.0));
+        assertThat((double) overflowsPerSecond).isCloseTo(dropsPerSecond,
+            org.assertj.core.data.Offset.offset(Math.max(2.0, dropsPerSecond * 0.05)));
         long ssDrops = ns.ss().port(overflowing.port()).drops();
         assertThat(dropsPerSecond).isLessThanOrEqualTo(ssDrops);
         assertThat(columns(screen.get(FIRST_ROW + 1))).startsWith(ns.name(), "127.0.0.1:" + half.port(),

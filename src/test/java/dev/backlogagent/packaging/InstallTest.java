@@ -34,6 +34,9 @@ class InstallTest {
     }
     expected.put("usr/share/backlog-agent/examples/backlog-agent.env", "rw-r--r--");
     expected.put("usr/share/backlog-agent/examples/config.yaml", "rw-r--r--");
+    for (String file : InstallTree.MONITORING) {
+      expected.put("usr/share/backlog-agent/" + file.substring("agent/".length()), "rw-r--r--");
+    }
     expected.put(UNIT, "rw-r--r--");
     expected.put("etc/default/backlog-agent", "rw-------");
     expected.put("etc/backlog-agent/config.yaml", "rw-r-----");
@@ -52,6 +55,9 @@ class InstallTest {
     assertThat(dest.resolve("usr/share/backlog-agent/bpf/kprobe/synrefused.bt"))
         .hasSameTextualContentAs(tree.resolve("bpf/kprobe/synrefused.bt"));
     assertThat(dest.resolve("etc/default/backlog-agent")).hasSameTextualContentAs(tree.resolve("systemd/backlog-agent.env"));
+    for (String file : InstallTree.MONITORING) {
+      assertThat(dest.resolve("usr/share/backlog-agent/" + file.substring("agent/".length()))).hasSameTextualContentAs(tree.resolve(file));
+    }
     assertThat(dest.resolve("etc/backlog-agent/config.yaml")).hasSameTextualContentAs(tree.resolve("agent/config.yaml"));
     String unit = Files.readString(dest.resolve(UNIT));
     assertThat(unit).contains("\nExecStart=/usr/bin/backlog-agent run\n").doesNotContain("@PREFIX@");

@@ -29,11 +29,18 @@ final class InstallTree {
   record Run(int exit, String out, String err) {}
 
   /** Copies the install inputs into {@code tree}; a jar and a config only when asked for. */
+  /** The rules and dashboard agent/install puts beside the examples, as paths in the checkout. */
+  static final List<String> MONITORING = List.of("agent/prometheus/backlog-agent.rules.yml",
+      "agent/prometheus/backlog-agent.rules.test.yml", "agent/grafana/backlog-agent.dashboard.json");
+
   static Path copy(Path tree, boolean withJar, boolean withConfig) throws IOException {
     copyFile("agent/install", tree);
     copyFile("agent/backlog-agent", tree);
     copyFile("systemd/backlog-agent.service", tree);
     copyFile("systemd/backlog-agent.env", tree);
+    for (String file : MONITORING) {
+      copyFile(file, tree);
+    }
     try (Stream<Path> files = Files.walk(REPO.resolve("bpf"))) {
       for (Path file : files.filter(Files::isRegularFile).toList()) {
         copyFile(REPO.relativize(file).toString(), tree);

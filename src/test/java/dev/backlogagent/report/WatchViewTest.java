@@ -2,6 +2,8 @@ package dev.backlogagent.report;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.backlogagent.bpf.Concern;
+import dev.backlogagent.bpf.ConcernStatus;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.listener.IntervalReport;
@@ -169,6 +171,19 @@ class WatchViewTest {
     assertThat(bottom.get(8).text()).startsWith("3-5 of 5 listeners");
     view.scrollBy(-100);
     assertThat(view.render(120, 9).get(5).text()).contains("127.0.0.1:8080");
+  }
+
+  @Test
+  void theConcernsLineGroupsTheConcernsByWhatBecameOfThem() {
+    List<ConcernStatus> concerns = List.of(
+        new ConcernStatus(Concern.LISTEN, ConcernStatus.State.RUNS, "listen.bt", null),
+        new ConcernStatus(Concern.DROPS, ConcernStatus.State.DEGRADED, "drops-no-rx-sk.bt", "no rx_sk"),
+        new ConcernStatus(Concern.HANDSHAKES, ConcernStatus.State.RUNS, "handshakes.bt", null),
+        new ConcernStatus(Concern.SYN_REFUSED, ConcernStatus.State.CANNOT, null, "needs the kprobe tier"),
+        new ConcernStatus(Concern.STATES, ConcernStatus.State.OFF, null, "not asked for"));
+    assertThat(WatchView.concernsLine(concerns))
+        .isEqualTo("concerns  run: listen, handshakes  |  degraded: drops  |  cannot: syn_refused  |  off: states");
+    assertThat(WatchView.concernsLine(List.of())).isEqualTo("no BPF programs: counters and inventory only");
   }
 
   @Test

@@ -68,10 +68,15 @@ public final class PrometheusServer implements AutoCloseable {
    * are required (as in CI).
    */
   public static PrometheusServer start(int targetPort) throws IOException, InterruptedException {
+    return start(targetPort, List.of());
+  }
+
+  /** The same, evaluating {@code ruleFiles} (recording and alerting rules) every second. */
+  public static PrometheusServer start(int targetPort, List<Path> ruleFiles) throws IOException, InterruptedException {
     Path binary = KernelTests.requireCommand("prometheus", "a test scraping with a Prometheus server");
     Path directory = Files.createTempDirectory("bltest-prometheus-");
     try {
-      Files.writeString(directory.resolve("prometheus.yml"), config(targetPort));
+      Files.writeString(directory.resolve("prometheus.yml"), config(targetPort, ruleFiles));
       IOException lastFailure = null;
       for (int attempt = 0; attempt < START_ATTEMPTS; attempt++) {
         // Another process may take the free port between our look and prometheus' bind: then try another.
@@ -135,6 +140,20 @@ public final class PrometheusServer implements AutoCloseable {
           + ", not a vector or a scalar");
     }
     return List.copyOf(samples);
+  }
+
+  /** One alert as /api/v1/alerts lists it: pending (its expression holds) or firing (for its `for:` too). */
+  public record Alert(Map<String, String> labels, Map<String, String> annotations, String state, double value) {}
+
+  /** The alerts of the loaded rules whose expressions hold now (/api/v1/alerts). */
+  public List<Alert> alerts() throws IOException {
+    JsonNode answer = get("/api/v1/alerts");
+    List<Alert> alerts = new ArrayList<>();
+    for (JsonNode a : answer.path("data").path("alerts")) {
+      alerts.add(new Alert(labels(a.path("labels")), labels(a.path("annotations")), a.path("state").asText(),
+          Double.parseDouble(a.path("value").asText("NaN"))));
+    }
+    return List.copyOf(alerts);
   }
 
   /**
@@ -297,7 +316,7 @@ public final class PrometheusServer implements AutoCloseable {
     };
   }
 
-  private static String config(int targetPort) {
+  private static String config(int targetPort, List<Path> ruleFiles) {
     // scrape_timeout may not exceed scrape_interval, whose default (10 s) would be too slow for tests.
     return String.join(
         "\n",
@@ -305,6 +324,7 @@ public final class PrometheusServer implements AutoCloseable {
         "  scrape_interval: 1s",
         "  scrape_timeout: 1s",
         "  evaluation_interval: 1s",
+        "rule_files: [" + String.join(", ", ruleFiles.stream().map(f -> "'" + f.toAbsolutePath() + "'").toList()) + "]",
         "scrape_configs:",
         "  - job_name: " + JOB,
         "    static_configs:",
