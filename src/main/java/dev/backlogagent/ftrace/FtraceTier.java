@@ -132,6 +132,9 @@ public final class FtraceTier implements AutoCloseable {
     List<String> removed = TraceInstance.removeAbandoned(tracefs);
     TraceInstance instance = TraceInstance.create(tracefs);
     try {
+      // The default clock ("local") is per CPU and not kept in step across CPUs: records of two CPUs could not be
+      // put in order (a listener closed on one CPU and a new one born at the same address on another).
+      instance.useClock("mono", "global");
       if (settings.bufferKbPerCpu() > 0) {
         java.nio.file.Files.writeString(instance.directory().resolve("buffer_size_kb"), settings.bufferKbPerCpu() + "\n");
       }

@@ -139,6 +139,19 @@ public final class TraceInstance implements AutoCloseable {
     }
   }
 
+  /** Uses the first of {@code clocks} this kernel offers for the instance's timestamps; false if none. */
+  public boolean useClock(String... clocks) {
+    for (String clock : clocks) {
+      try {
+        write(directory.resolve("trace_clock"), clock);
+        return true;
+      } catch (IOException e) {
+        // not offered here: the next
+      }
+    }
+    return false;
+  }
+
   /** Sets one event's filter (in the kernel's filter language) and enables it in this instance. */
   public void enable(String system, String event, String filter) throws IOException {
     Path dir = directory.resolve("events").resolve(system).resolve(event);
