@@ -43,10 +43,14 @@ class FtraceTierKernelTest {
     final AtomicReference<Inventory> inventory = new AtomicReference<>();
     final FtraceTier tier;
 
-    Run(FtraceTier.Caps caps) throws Exception {
+    Run(FtraceTier.Caps caps, Integer port) throws Exception {
       inventory.set(InventoryReader.ofHost().read(InventoryReader.Scope.ALL));
-      tier = FtraceTier.start(new FtraceTier.Settings(Duration.ofSeconds(60), null, caps, Duration.ofMillis(50), 0),
+      tier = FtraceTier.start(new FtraceTier.Settings(Duration.ofSeconds(60), port, caps, Duration.ofMillis(50), 0),
           events::add, inventory::get);
+    }
+
+    Run(FtraceTier.Caps caps) throws Exception {
+      this(caps, null);
     }
 
     Run() throws Exception {
@@ -169,13 +173,15 @@ class FtraceTierKernelTest {
   @Test
   void pastTheCapRecordsAreCountedAsSkippedNotDecoded() throws Exception {
     FtraceTier.Caps caps = new FtraceTier.Caps(256, 3, 100, 100, 50);
-    try (TestNetns ns = TestNetns.create(); Run run = new Run(caps)) {
-      ListenerProcess server = ns.startListener("--backlog", "64", "--connect", "10");
+    int port = portFreeEverywhere();
+    // Narrowed to the port in the kernel's filter, so that no other listener of this shared host spends the cap.
+    try (TestNetns ns = TestNetns.create(); Run run = new Run(caps, port)) {
+      ListenerProcess server = ns.startListener("--port", Integer.toString(port), "--backlog", "64", "--connect", "10");
       Thread.sleep(600);
       run.close();
       long births = 1; // the listener's own CLOSE -> LISTEN counts against the same event's cap
       assertThat(run.count(TraceEvent.Counted.HANDSHAKES, key(ns, server.port()))).isEqualTo(3 - births);
-      assertThat(run.tier.stats().skipped()).isGreaterThanOrEqualTo(10 - 3 + births);
+      assertThat(run.tier.stats().skipped()).isEqualTo(10 - 3 + births);
     }
   }
 
