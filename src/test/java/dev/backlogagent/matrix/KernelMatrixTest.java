@@ -36,6 +36,11 @@ import org.junit.jupiter.api.Test;
  * Each cell writes its output to target/matrix/CELL.out and its verdicts to target/matrix/CELL.txt.
  */
 class KernelMatrixTest {
+  // Measured 2026-12-01 in the 6.12 guest: the agent's drops equal ss's d (7307 = 7307) and ListenDrops, but
+  // TCPReqQFullDrop stays 0, which the check requires: the counters' own behaviour there, the same at every tier.
+  private static final String D13_SYN_QUEUE = "TCPReqQFullDrop stays 0 in the 6.12 guest under emulation although"
+      + " ListenDrops and the listener's sk_drops rise (the agent's drops equal both)";
+
   /**
    * Verdicts (phase:concern) that do not hold yet, and why. Strict: listed but holding fails too. The bpftrace 0.23
    * dialect and per-kernel variants are being made (branch programs); until then these cells show what fails.
@@ -56,10 +61,6 @@ class KernelMatrixTest {
           "ftrace:SYN-queue overflow", D13_SYN_QUEUE,
           "nobpf:SYN-queue overflow", D13_SYN_QUEUE));
 
-  // Measured 2026-12-01 in the 6.12 guest: the agent's drops equal ss's d (7307 = 7307) and ListenDrops, but
-  // TCPReqQFullDrop stays 0, which the check requires: the counters' own behaviour there, the same at every tier.
-  private static final String D13_SYN_QUEUE = "TCPReqQFullDrop stays 0 in the 6.12 guest under emulation although"
-      + " ListenDrops and the listener's sk_drops rise (the agent's drops equal both)";
 
   private static Path snapshot;
   private static List<String> shares;
