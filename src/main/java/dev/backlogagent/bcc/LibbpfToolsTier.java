@@ -259,14 +259,19 @@ public final class LibbpfToolsTier implements AutoCloseable {
     }
     long netns = NetNamespaces.inodeOf(Path.of("/proc", Integer.toString(call.pid()), "ns", "net"));
     Long somaxconn = somaxconn(netns);
-    // solisten sees inet_listen()'s backlog, already clamped to somaxconn: below it, it is what was asked for;
-    // at it, the request is unknown (it may have been larger), and no request is claimed.
-    if (netns <= 0 || somaxconn == null || call.backlog() >= somaxconn) {
+    // The effective backlog from sock_diag in the caller's namespace, as the inventory reads it. solisten's own
+    // number is inet_listen()'s, after the somaxconn clamp (and 0 for listen(-1) on 6.1, recorded): it is the
+    // request only when it equals the effective backlog below somaxconn; otherwise the request is unknown, and
+    // no request is claimed.
+    Optional<dev.backlogagent.netlink.ListeningSocket> socket =
+        dev.backlogagent.ftrace.ListenResolver.listenerOf(call.pid(), call.address(), call.port());
+    if (netns <= 0 || somaxconn == null || socket.isEmpty() || socket.get().backlog() != call.backlog()
+        || call.backlog() >= somaxconn) {
       unknownRequest.incrementAndGet();
       return;
     }
     emit(new TraceEvent.ListenCall(new ListenerKey(netns, call.family(), call.address(), call.port()), call.pid(),
-        call.comm(), call.backlog(), call.backlog()));
+        call.comm(), call.backlog(), socket.get().backlog()));
   }
 
   private Long somaxconn(long netns) {

@@ -19,7 +19,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * namespace, and NETLINK_SOCK_DIAG inside that namespace to the listener's address, port and effective
  * backlog — the same numbers the inventory reads. Done at once, while the process still holds the fd.
  */
-final class ListenResolver {
+public final class ListenResolver {
   private final Path proc;
   private final long ownNetns;
 
@@ -52,6 +52,21 @@ final class ListenResolver {
       }
     }
     throw new Unresolved("socket " + inode + " of thread " + tid + " is not a TCP listener in netns " + netns);
+  }
+
+  /**
+   * The listener bound to {@code address:port} in the namespace of process {@code pid}, read with
+   * NETLINK_SOCK_DIAG inside it (for a source that names no fd, such as solisten); empty when there is none.
+   */
+  public static java.util.Optional<ListeningSocket> listenerOf(int pid, String address, int port) {
+    Path nsLink = Path.of("/proc", Integer.toString(pid), "ns", "net");
+    long own = NetNamespaces.inodeOf(Path.of("/proc/self/ns/net"));
+    try {
+      List<ListeningSocket> sockets = listenersIn(NetNamespaces.inodeOf(nsLink) == own ? null : nsLink.toString());
+      return sockets.stream().filter(s -> s.port() == port && s.address().equals(address)).findFirst();
+    } catch (Unresolved e) {
+      return java.util.Optional.empty();
+    }
   }
 
   private static long socketInode(Path task, int fd) throws Unresolved {

@@ -47,6 +47,22 @@ class ToolLinesTest {
     assertThat(calls.get(1).family()).isEqualTo(10);
   }
 
+  /** Recorded in the Debian 12 guest (6.1, kprobes): listen(7), listen(1024) on [::], listen(-1). */
+  @Test
+  void solistenAsRecordedOnDebian12ShowsTheClampedBacklogAndZeroForMinusOne() throws Exception {
+    List<ToolLines.ListenCall> calls = new ArrayList<>();
+    for (String line : lines("solisten-0.26-debian12-6.1.txt")) {
+      ToolLines.solisten(line).ifPresent(calls::add);
+    }
+    assertThat(calls).extracting(ToolLines.ListenCall::backlog, ToolLines.ListenCall::port, ToolLines.ListenCall::address,
+        ToolLines.ListenCall::family).containsExactly(
+            org.assertj.core.groups.Tuple.tuple(7L, 47101, "127.0.0.1", 2),
+            org.assertj.core.groups.Tuple.tuple(1024L, 47102, "::", 10),
+            // listen(-1): the kernel grants somaxconn (4096); solisten prints 0, which is why its number is
+            // trusted only where sock_diag's effective backlog agrees.
+            org.assertj.core.groups.Tuple.tuple(0L, 47103, "0.0.0.0", 2));
+  }
+
   @Test
   void aTruncatedOrForeignLineIsMalformed() {
     assertThatThrownBy(() -> ToolLines.tcpstates("ffff888105278000 7066    python3          4  127.0.0.1   8096"))
