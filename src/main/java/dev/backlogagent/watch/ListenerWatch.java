@@ -94,7 +94,7 @@ public final class ListenerWatch implements AutoCloseable {
   private Tracing tracing;
   private FtraceTier ftrace;
   private LibbpfToolsTier libbpfTools;
-  private final List<Tracing.Failure> ftraceFailures = new ArrayList<>();
+  private final List<Tracing.Failure> lowerRungFailures = new ArrayList<>();
   // An event can come before the listener it names is in the inventory (a listener that began after the
   // last read): then the inventory is read again at once, at most every REREAD_GAP, and an event whose
   // listener is still unknown is held until the next read (the interval's), so that it is joined to its
@@ -145,7 +145,7 @@ public final class ListenerWatch implements AutoCloseable {
       libbpfTools = LibbpfToolsTier.start(LibbpfToolsTier.Settings.of(settings.interval()),
           event -> deliver(List.of(event)), latest::get);
       for (LibbpfToolsTier.Failure f : libbpfTools.failures()) {
-        ftraceFailures.add(new Tracing.Failure(f.concern(), f.reason()));
+        lowerRungFailures.add(new Tracing.Failure(f.concern(), f.reason()));
       }
       return;
     }
@@ -169,11 +169,11 @@ public final class ListenerWatch implements AutoCloseable {
       ftrace = FtraceTier.start(FtraceTier.Settings.of(settings.interval(), settings.scope().port()),
           event -> deliver(List.of(event)), latest::get);
       for (FtraceTier.Failure f : ftrace.failures()) {
-        ftraceFailures.add(new Tracing.Failure(f.concern(), "ftrace: " + f.reason()));
+        lowerRungFailures.add(new Tracing.Failure(f.concern(), "ftrace: " + f.reason()));
       }
     } catch (IOException e) {
       for (Concern concern : List.of(Concern.LISTEN, Concern.HANDSHAKES, Concern.SYNACK, Concern.DROPS, Concern.RESETS)) {
-        ftraceFailures.add(new Tracing.Failure(concern, "ftrace: " + e.getMessage()));
+        lowerRungFailures.add(new Tracing.Failure(concern, "ftrace: " + e.getMessage()));
       }
     }
   }
@@ -313,7 +313,7 @@ public final class ListenerWatch implements AutoCloseable {
 
   public List<Tracing.Failure> failures() {
     if (tier == Tier.FTRACE || tier == Tier.LIBBPF_TOOLS) {
-      return List.copyOf(ftraceFailures);
+      return List.copyOf(lowerRungFailures);
     }
     return tracing == null ? List.of() : tracing.failures();
   }
@@ -343,7 +343,7 @@ public final class ListenerWatch implements AutoCloseable {
 
   private List<ConcernStatus> lowerRungConcerns() {
     java.util.function.Function<Concern, String> lost = ftrace != null ? ftrace::lostHere : LibbpfToolsTier::lost;
-    return lowerRungConcerns(tier, running(), ftraceFailures, settings.states(), lost);
+    return lowerRungConcerns(tier, running(), lowerRungFailures, settings.states(), lost);
   }
 
   /**
