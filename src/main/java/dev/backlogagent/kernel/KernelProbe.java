@@ -185,7 +185,9 @@ public final class KernelProbe {
           await(libbpfTools, () -> new HostCapabilities.LibbpfTools(false, null, null, null, "check did not finish"));
       TierChoice bpftraceRung = TierChoice.decide(netstat, binary, attach, capabilities);
       boolean climb = everyRung || !bpftraceRung.tier().runsBpftrace();
-      Future<List<HostCapabilities.ToolAttach>> toolAttach = climb && tools.found()
+      // Starting the tools costs seconds (each loads its CO-RE object): only when bpftrace does not run. The
+      // ftrace check takes milliseconds: doctor always shows it.
+      Future<List<HostCapabilities.ToolAttach>> toolAttach = !bpftraceRung.tier().runsBpftrace() && tools.found()
           ? pool.submit(() -> LibbpfToolsProbe.tryAll(attachTimeout)) : null;
       HostCapabilities.FtraceCheck ftrace = climb ? FtraceProbe.check() : null;
       List<HostCapabilities.ToolAttach> attached = toolAttach == null ? null
