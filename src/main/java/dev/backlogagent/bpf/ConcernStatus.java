@@ -69,4 +69,12 @@ public record ConcernStatus(Concern concern, State state, String program, String
     }
     return new ConcernStatus(choice.concern(), State.VARIANT, program, choice.reason());
   }
+
+  /** The status of a choice whose program did not attach ({@code failure}) while the fallback {@code ran} did. */
+  static ConcernStatus ofFallback(ProgramChoice choice, ProgramVariant ran, String failure) {
+    String why = choice.variant().file() + " does not attach: " + failure;
+    return ran.lost().isEmpty()
+        ? new ConcernStatus(choice.concern(), State.VARIANT, ran.file(), why)
+        : new ConcernStatus(choice.concern(), State.DEGRADED, ran.file(), ran.lost() + " (" + why + ")");
+  }
 }

@@ -12,8 +12,18 @@ import java.util.List;
  * @param variant the program to run, or null when none can
  * @param main whether it is the tier's preferred program (else a variant, named for what the kernel lacks)
  * @param reason why no program runs (when {@code variant} is null), or why the preferred one does not fit
+ * @param fallbacks the variants after the chosen one that fit too, in order: tried when it does not attach
  */
-public record ProgramChoice(Concern concern, ProgramVariant variant, boolean main, String reason) {
+public record ProgramChoice(Concern concern, ProgramVariant variant, boolean main, String reason,
+    List<ProgramVariant> fallbacks) {
+
+  public ProgramChoice {
+    fallbacks = fallbacks == null ? List.of() : List.copyOf(fallbacks);
+  }
+
+  ProgramChoice(Concern concern, ProgramVariant variant, boolean main, String reason) {
+    this(concern, variant, main, reason, List.of());
+  }
 
   /** Whether a program is to run for this concern. */
   public boolean runs() {
@@ -45,18 +55,22 @@ public record ProgramChoice(Concern concern, ProgramVariant variant, boolean mai
           + "); nstat ListenOverflows, TCPReqQFullDrop and the listeners' sk_drops count refused SYNs instead");
     }
     String whyNotMain = null;
+    ProgramVariant chosen = null;
+    List<ProgramVariant> fallbacks = new ArrayList<>();
     for (ProgramVariant variant : concern.variants()) {
       if (!variant.tiers().contains(tier)) {
         continue;
       }
       String misfit = variant.fentry() && !fentry ? "fentry does not attach here" : variant.misfit(formats);
-      if (misfit == null) {
-        return new ProgramChoice(concern, variant, variant.equals(main), whyNotMain);
-      }
-      if (whyNotMain == null) {
+      if (misfit == null && chosen == null) {
+        chosen = variant;
+      } else if (misfit == null) {
+        fallbacks.add(variant);
+      } else if (chosen == null && whyNotMain == null) {
         whyNotMain = misfit;
       }
     }
-    return new ProgramChoice(concern, null, false, whyNotMain);
+    return chosen == null ? new ProgramChoice(concern, null, false, whyNotMain)
+        : new ProgramChoice(concern, chosen, chosen.equals(main), whyNotMain, fallbacks);
   }
 }

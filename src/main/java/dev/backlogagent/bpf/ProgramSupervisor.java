@@ -2,6 +2,7 @@ package dev.backlogagent.bpf;
 
 import dev.backlogagent.decode.BpftraceJsonReader;
 import dev.backlogagent.decode.BpftraceRecord;
+import dev.backlogagent.kernel.ChildText;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayDeque;
@@ -16,15 +17,28 @@ import java.util.function.Consumer;
 /**
  * Keeps one bpftrace program running: starts it, decodes its stdout into {@link BpftraceRecord}s for the
  * sink, logs its stderr, and when it exits starts it again after a capped, jittered exponential backoff
- * that resets once a run has been stable. Nothing a child does — crash, garbage, refusal to attach — stops
- * the agent; it is counted and reported in {@link #status()}.
+ * that resets once a run has been stable. Nothing a child does — crash, garbage, a line too long to hold,
+ * refusal to attach, freezing — stops the agent; it is counted and reported in {@link #status()}.
+ *
+ * <p>A frozen child (stopped by SIGSTOP, or stuck) is found by its silence: the programs the agent writes
+ * carry {@link #HEARTBEAT_PROBE}, one line a second, so a child that prints nothing for the silence limit
+ * is not running. It is woken (SIGCONT) and stopped with SIGTERM, so that its END prints what the kernel
+ * kept counting meanwhile, then restarted.
  */
 public final class ProgramSupervisor implements AutoCloseable {
   private static final System.Logger LOG = System.getLogger(ProgramSupervisor.class.getName());
   private static final Duration STABLE_RUN = Duration.ofSeconds(60);
   /** Debugging aid: every stdout line of every child, appended to this file (env BACKLOG_AGENT_RAW_LOG). */
   private static final String RAW_LOG = System.getenv("BACKLOG_AGENT_RAW_LOG");
-  private static final long ATTACH_GRACE_NANOS = Duration.ofMillis(1500).toNanos();
+  /** How long bpftrace must stay alive after claiming "attached_probes" for the claim to hold, where nothing says otherwise. */
+  public static final Duration DEFAULT_ATTACH_GRACE = Duration.ofMillis(1500);
+  /** What the heartbeat probe prints; the supervisor takes it and hands nothing on. */
+  static final String HEARTBEAT = "backlog-agent heartbeat";
+  /** A probe that prints {@link #HEARTBEAT} every second, appended to every program the agent runs. */
+  public static final String HEARTBEAT_PROBE = "\n// backlog-agent: liveness, one line a second (see ProgramSupervisor)\n"
+      + "interval:s:1 { printf(\"" + HEARTBEAT + "\\n\"); }\n";
+  /** How long a child with a heartbeat may print nothing before it counts as frozen: ten missed heartbeats. */
+  public static final Duration SILENCE_LIMIT = Duration.ofSeconds(10);
 
   private final String name;
   private final List<String> command;
@@ -38,6 +52,9 @@ public final class ProgramSupervisor implements AutoCloseable {
   private final AtomicLong malformed = new AtomicLong();
   private final AtomicLong lost = new AtomicLong();
   private final Deque<String> recentErrors = new ArrayDeque<>();
+  private final long attachGraceNanos;
+  private final Duration silenceLimit;
+  private volatile long lastLineAt;
 
   private volatile SupervisorStatus.State state = SupervisorStatus.State.STARTING;
   private volatile boolean attachedThisRun;
@@ -47,6 +64,8 @@ public final class ProgramSupervisor implements AutoCloseable {
   private volatile BpftraceChild child;
   private long restarts;
   private long attachFailures;
+  private long stalls;
+  private long killed;
   private String lastError;
 
   public ProgramSupervisor(String name, List<String> command, Consumer<BpftraceRecord> sink, Backoff backoff) {
@@ -56,6 +75,26 @@ public final class ProgramSupervisor implements AutoCloseable {
   /** The same, with these variables added to the child's environment (e.g. BPFTRACE_BTF). */
   public ProgramSupervisor(String name, List<String> command, Map<String, String> environment,
       Consumer<BpftraceRecord> sink, Backoff backoff) {
+    this(name, command, environment, sink, backoff, DEFAULT_ATTACH_GRACE);
+  }
+
+  /**
+   * The same, with the time bpftrace must outlive its "attached_probes" claim (it prints it before the
+   * verifier has seen every probe: a slow machine needs longer to tell a refusal).
+   */
+  public ProgramSupervisor(String name, List<String> command, Map<String, String> environment,
+      Consumer<BpftraceRecord> sink, Backoff backoff, Duration attachGrace) {
+    this(name, command, environment, sink, backoff, attachGrace, null);
+  }
+
+  /**
+   * The same, also restarting a child that printed nothing for {@code silenceLimit} once attached (null:
+   * never); only for programs that carry {@link #HEARTBEAT_PROBE}.
+   */
+  public ProgramSupervisor(String name, List<String> command, Map<String, String> environment,
+      Consumer<BpftraceRecord> sink, Backoff backoff, Duration attachGrace, Duration silenceLimit) {
+    this.attachGraceNanos = attachGrace.toNanos();
+    this.silenceLimit = silenceLimit;
     this.name = name;
     this.command = List.copyOf(command);
     this.environment = Map.copyOf(environment);
@@ -82,7 +121,7 @@ public final class ProgramSupervisor implements AutoCloseable {
 
   public SupervisorStatus status() {
     synchronized (lock) {
-      return new SupervisorStatus(name, state, restarts, attachFailures, malformed.get(), lost.get(), lastError);
+      return new SupervisorStatus(name, state, restarts, attachFailures, malformed.get(), lost.get(), lastError, stalls, killed);
     }
   }
 
@@ -99,12 +138,16 @@ public final class ProgramSupervisor implements AutoCloseable {
       state = SupervisorStatus.State.STARTING;
       long started = System.nanoTime();
       try {
-        child = BpftraceChild.start(name, command, environment, this::onStdout, this::onStderr);
+        lastLineAt = System.nanoTime();
+        child = BpftraceChild.start(name, command, environment, this::onStdout, this::onStderr, this::onOverlong);
         while (!closed && !child.waitFor(200)) {
           // A probe that cannot attach makes bpftrace exit within moments of its claim; alive after
           // the grace period, the claim holds.
-          if (!attachedThisRun && attachClaimedAt != 0 && System.nanoTime() - attachClaimedAt > ATTACH_GRACE_NANOS) {
+          if (!attachedThisRun && attachClaimedAt != 0 && System.nanoTime() - attachClaimedAt > attachGraceNanos) {
             confirmAttached();
+          }
+          if (attachedThisRun && silenceLimit != null && System.nanoTime() - lastLineAt > silenceLimit.toNanos()) {
+            restartFrozen(child);
           }
         }
         if (closed) {
@@ -148,6 +191,20 @@ public final class ProgramSupervisor implements AutoCloseable {
     firstOutcome.countDown();
   }
 
+  /** Wakes a silent child so that SIGTERM can run its END (which prints what the kernel counted), then stops it. */
+  private void restartFrozen(BpftraceChild frozen) {
+    String state = frozen.processState();
+    synchronized (lock) {
+      stalls++;
+    }
+    LOG.log(System.Logger.Level.WARNING, "bpftrace program {0} (pid {1}) printed nothing for {2} s (process state {3}): "
+        + "frozen; stopping it with SIGCONT and SIGTERM so that it prints its counts, then restarting it",
+        name, Long.toString(frozen.pid()), Long.toString(silenceLimit.toSeconds()), state);
+    recordError("frozen: printed nothing for " + silenceLimit.toSeconds() + " s (process state " + state + ")");
+    frozen.signal("CONT");
+    frozen.close();
+  }
+
   private void confirmAttached() {
     attachedThisRun = true;
     state = SupervisorStatus.State.ATTACHED;
@@ -158,6 +215,14 @@ public final class ProgramSupervisor implements AutoCloseable {
   }
 
   private void recordExit(int exitValue) {
+    if (attachedThisRun && exitValue == 128 + 9) {
+      // SIGKILL skips END, so the counts since the last flush (each second) died with the child.
+      synchronized (lock) {
+        killed++;
+      }
+      LOG.log(System.Logger.Level.WARNING, "bpftrace program {0} was killed (SIGKILL): what it counted since its last "
+          + "flush, at most 1 s, is lost", name);
+    }
     synchronized (lock) {
       if (!attachedThisRun) {
         attachFailures++;
@@ -168,7 +233,17 @@ public final class ProgramSupervisor implements AutoCloseable {
     }
   }
 
+  private void onOverlong(long bytes) {
+    lastLineAt = System.nanoTime();
+    long n = malformed.incrementAndGet();
+    if (worthLogging(n)) {
+      LOG.log(System.Logger.Level.WARNING, "bpftrace program {0}: skipped a line of {1} bytes, over the limit of {2} ({3} "
+          + "skipped lines so far)", name, Long.toString(bytes), Integer.toString(ChildLines.MAX_LINE_BYTES), Long.toString(n));
+    }
+  }
+
   private void onStdout(String line) {
+    lastLineAt = System.nanoTime();
     if (RAW_LOG != null) {
       rawLog(line);
     }
@@ -180,10 +255,14 @@ public final class ProgramSupervisor implements AutoCloseable {
       record = reader.read(line);
     } catch (BpftraceJsonReader.MalformedLineException e) {
       long n = malformed.incrementAndGet();
-      if (Long.bitCount(n) == 1) { // log the 1st, 2nd, 4th, 8th … so a stream of garbage cannot flood the log
+      if (worthLogging(n)) { // the first ten, then the 16th, 32nd … so a stream of garbage cannot flood the log
         LOG.log(System.Logger.Level.WARNING, "bpftrace program {0}: skipped undecodable line ({1}; {2} so far): {3}",
             name, e.getMessage(), n, abbreviate(line));
       }
+      return;
+    }
+    if (record instanceof BpftraceRecord.Printed p && p.text().strip().equals(HEARTBEAT)) {
+      // A sign of life, not of the attach: the interval probe can fire before slower probes are attached.
       return;
     }
     if (record instanceof BpftraceRecord.Attached) {
@@ -198,7 +277,7 @@ public final class ProgramSupervisor implements AutoCloseable {
       sink.accept(record);
     } catch (RuntimeException e) {
       malformed.incrementAndGet();
-      LOG.log(System.Logger.Level.WARNING, "bpftrace program {0}: could not use line: {1}", name, e.toString());
+      LOG.log(System.Logger.Level.WARNING, "bpftrace program {0}: could not use line: {1}", name, ChildText.printable(e.toString()));
     }
   }
 
@@ -216,6 +295,7 @@ public final class ProgramSupervisor implements AutoCloseable {
     if (text.isEmpty() || text.contains("RLIMIT_MEMLOCK")) {
       return; // harmless on 6.x kernels, where BPF memory is charged to the cgroup
     }
+    text = ChildText.printable(text);
     if (text.contains("ERROR") || text.contains("Error:")) {
       recordError(text);
     }
@@ -235,8 +315,12 @@ public final class ProgramSupervisor implements AutoCloseable {
     }
   }
 
+  private static boolean worthLogging(long n) {
+    return n <= 10 || Long.bitCount(n) == 1;
+  }
+
   private static String abbreviate(String line) {
-    return line.length() > 200 ? line.substring(0, 200) + "…" : line;
+    return ChildText.printable(line, 200);
   }
 
   /** Stops the child (SIGTERM, then SIGKILL) and the supervising thread. Idempotent. */

@@ -8,6 +8,8 @@ package dev.backlogagent.bpf;
  * @param malformedLines stdout lines that were not bpftrace JSON records (counted, skipped)
  * @param lostEvents events the kernel dropped because the perf buffer was full (bpftrace's lost_events)
  * @param lastError the last error bpftrace printed, or null
+ * @param stalls how often a child was found frozen (silent past the limit) and restarted
+ * @param killed runs that ended by SIGKILL after attaching, whose counts since the last flush were lost
  */
 public record SupervisorStatus(
     String name,
@@ -16,7 +18,9 @@ public record SupervisorStatus(
     long attachFailures,
     long malformedLines,
     long lostEvents,
-    String lastError) {
+    String lastError,
+    long stalls,
+    long killed) {
 
   /** The life of a supervised child. */
   public enum State {

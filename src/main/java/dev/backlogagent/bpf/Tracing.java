@@ -24,17 +24,31 @@ public final class Tracing implements AutoCloseable {
   public record Failure(Concern concern, String reason) {}
 
   /**
-   * How to run bpftrace: which binary, its positional parameters, where to write program files, and the
-   * variables to add to its environment (BPFTRACE_BTF where the kernel's types are not where bpftrace looks).
+   * How to run bpftrace: which binary, its positional parameters, where to write program files, how long
+   * a program may take to attach, the variables to add to its environment (BPFTRACE_BTF where the kernel's
+   * types are not where bpftrace looks), and how long it must outlive its "attached_probes" claim.
    */
   public record Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout,
-      Map<String, String> environment) {
+      Map<String, String> environment, Duration attachGrace) {
     public Launch {
       environment = Map.copyOf(environment);
     }
 
     public Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout) {
       this(bpftrace, arguments, workDirectory, attachTimeout, Map.of());
+    }
+
+    public Launch(Path bpftrace, List<String> arguments, Path workDirectory, Duration attachTimeout,
+        Map<String, String> environment) {
+      this(bpftrace, arguments, workDirectory, attachTimeout, environment, ProgramSupervisor.DEFAULT_ATTACH_GRACE);
+    }
+
+    /** A launch whose deadline and grace fit this machine, from the kernel probe's one-probe attach time. */
+    public static Launch fitting(Path bpftrace, List<String> arguments, Path workDirectory, Duration floor,
+        long probeAttachMillis, Map<String, String> environment) {
+      Duration grace = Duration.ofMillis(Math.max(0, probeAttachMillis) * PROBE_GRACE_FACTOR);
+      return new Launch(bpftrace, arguments, workDirectory, attachDeadline(floor, probeAttachMillis), environment,
+          grace.compareTo(ProgramSupervisor.DEFAULT_ATTACH_GRACE) > 0 ? grace : ProgramSupervisor.DEFAULT_ATTACH_GRACE);
     }
   }
 
@@ -43,6 +57,9 @@ public final class Tracing implements AutoCloseable {
   // A program compiles and attaches in about 5-30 times the time of the kernel probe's one-probe attach
   // (0.3 s and 0.8-2 s here; 3.5 s and 12-32 s in an emulated guest).
   private static final long PROBE_ATTACH_FACTOR = 30;
+  // bpftrace claims "attached_probes" before the verifier has seen every probe; a refusal comes within
+  // moments here (the grace's 1.5 s floor), within a few one-probe attach times on a slow machine.
+  private static final long PROBE_GRACE_FACTOR = 3;
   private static final java.util.regex.Pattern PROGRAM_LOCATION =
       java.util.regex.Pattern.compile("^\\S+\\.bt:[\\d:-]+:\\s*(ERROR:\\s*)?");
 
@@ -92,7 +109,9 @@ public final class Tracing implements AutoCloseable {
       }
     }
     Tracing started = loaded.isEmpty() ? new Tracing(List.of(), List.of(), List.of()) : start(loaded, launch, sink);
-    List<Failure> failures = new ArrayList<>(started.failures);
+    List<ProgramSupervisor> supervisors = new ArrayList<>(started.supervisors);
+    List<Concern> running = new ArrayList<>(started.running);
+    List<Failure> failures = new ArrayList<>();
     List<ConcernStatus> concerns = new ArrayList<>();
     for (ProgramChoice choice : choices) {
       String failure = unreadable.get(choice.concern());
@@ -101,12 +120,33 @@ public final class Tracing implements AutoCloseable {
           failure = f.reason();
         }
       }
-      if (unreadable.containsKey(choice.concern())) {
+      ConcernStatus status = ConcernStatus.of(choice, failure);
+      if (failure != null) {
+        // The formats said it fits, bpftrace says no: try the next variant that fits, alone (try-compile).
+        for (ProgramVariant fallback : choice.fallbacks()) {
+          BpfProgram program;
+          try {
+            program = BpfProgram.load(choice.concern(), fallback, programs);
+          } catch (IOException e) {
+            continue; // a programs directory without this variant: the next one, or the failure stands
+          }
+          Tracing alone = start(List.of(program), launch, sink);
+          if (!alone.running.isEmpty()) {
+            LOG.log(System.Logger.Level.WARNING, "BPF concern {0}: {1} does not attach ({2}); running {3} instead",
+                choice.concern(), choice.variant().file(), failure, fallback.file());
+            supervisors.addAll(alone.supervisors);
+            running.add(choice.concern());
+            status = ConcernStatus.ofFallback(choice, fallback, failure);
+            break;
+          }
+        }
+      }
+      if (!status.running() && failure != null) {
         failures.add(new Failure(choice.concern(), failure));
       }
-      concerns.add(ConcernStatus.of(choice, failure));
+      concerns.add(status);
     }
-    return new Tracing(started.supervisors, started.running, List.copyOf(failures), List.copyOf(concerns));
+    return new Tracing(List.copyOf(supervisors), List.copyOf(running), List.copyOf(failures), List.copyOf(concerns));
   }
 
   public static Tracing start(List<BpfProgram> programs, Launch launch, Consumer<BpftraceRecord> sink)
@@ -196,14 +236,15 @@ public final class Tracing implements AutoCloseable {
       throws IOException {
     Path file = Files.createTempFile(launch.workDirectory(), program.name().length() > 40 ? "combined-" : program.name() + "-", ".bt",
         PosixFilePermissions.asFileAttribute(PosixFilePermissions.fromString("rw-------")));
-    Files.writeString(file, program.source());
+    Files.writeString(file, program.source() + ProgramSupervisor.HEARTBEAT_PROBE);
     List<String> command = new ArrayList<>();
     // The child dies with the thread that started it, so a JVM killed with SIGKILL leaves no probe behind.
     ChildProcess.findExecutable("setpriv")
         .ifPresent(setpriv -> command.addAll(List.of(setpriv.toString(), "--pdeathsig", "KILL", "--")));
     command.addAll(List.of(launch.bpftrace().toString(), "-f", "json", "-B", "none", file.toString()));
     command.addAll(launch.arguments());
-    return new ProgramSupervisor(program.name(), command, launch.environment(), sink, Backoff.standard()).start();
+    return new ProgramSupervisor(program.name(), command, launch.environment(), sink, Backoff.standard(),
+        launch.attachGrace(), ProgramSupervisor.SILENCE_LIMIT).start();
   }
 
   public List<Concern> running() {

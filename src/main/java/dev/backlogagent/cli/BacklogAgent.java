@@ -3,6 +3,7 @@ package dev.backlogagent.cli;
 import java.io.OutputStreamWriter;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -15,6 +16,17 @@ import picocli.CommandLine.Option;
     description = "Tells why TCP connections are lost at the door of this host's servers.",
     subcommands = {DoctorCommand.class, ListenersCommand.class, TraceCommand.class, WatchCommand.class, RunCommand.class})
 public final class BacklogAgent implements Runnable {
+  /**
+   * The SDK's exporters log every failed export (two lines each, with the collector down for an hour: a
+   * full journal); the agent's ExportHealth says it once when exports start failing and once when they work
+   * again. Held here because java.util.logging keeps its loggers only weakly, and a level set on a
+   * collected logger is lost. With --verbose they speak again.
+   */
+  private static final List<java.util.logging.Logger> EXPORT_FAILURE_LOGGERS = List.of(
+      java.util.logging.Logger.getLogger("io.opentelemetry.exporter"),
+      java.util.logging.Logger.getLogger("io.opentelemetry.sdk.metrics.export.PeriodicMetricReader"),
+      java.util.logging.Logger.getLogger("io.opentelemetry.sdk.trace.export.BatchSpanProcessor"),
+      java.util.logging.Logger.getLogger("io.opentelemetry.sdk.trace.export.SimpleSpanProcessor"));
 
   @Option(names = "--verbose", description = "Print stack traces with errors.", scope = CommandLine.ScopeType.INHERIT)
   boolean verbose;
@@ -68,6 +80,9 @@ public final class BacklogAgent implements Runnable {
     for (java.util.logging.Handler h : root.getHandlers()) {
       h.setLevel(level);
       h.setFormatter(new java.util.logging.SimpleFormatter());
+    }
+    for (java.util.logging.Logger quiet : EXPORT_FAILURE_LOGGERS) {
+      quiet.setLevel(verbose ? null : java.util.logging.Level.OFF);
     }
   }
 

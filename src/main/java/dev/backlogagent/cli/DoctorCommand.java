@@ -119,9 +119,8 @@ final class DoctorCommand implements Callable<Integer> {
     }
     Path work = Files.createTempDirectory("backlog-agent-doctor-");
     Path binary = bpftrace != null ? bpftrace : Path.of(host.bpftrace().path());
-    Tracing.Launch launch = new Tracing.Launch(binary, List.of("1", "100"), work,
-        Tracing.attachDeadline(Duration.ofSeconds(attachTimeoutSeconds), host.attach().tracepoint().millis()),
-        host.btf().bpftraceEnvironment());
+    Tracing.Launch launch = Tracing.Launch.fitting(binary, List.of("1", "100"), work,
+        Duration.ofSeconds(attachTimeoutSeconds), host.attach().tracepoint().millis(), host.btf().bpftraceEnvironment());
     try (Tracing tried = Tracing.start(choices, programs, launch, r -> {})) {
       return tried.concerns();
     } finally {
@@ -186,6 +185,11 @@ final class DoctorCommand implements Callable<Integer> {
       String detail =
           result.equals("n/a") ? needed.getValue() + "; not known to this kernel, CAP_SYS_ADMIN stands in" : needed.getValue();
       rows.add(row(name, result, detail));
+    }
+    for (Map.Entry<Capability, String> optional : Capability.OPTIONAL.entrySet()) {
+      String name = optional.getKey().name();
+      boolean absent = caps.optionalMissing() != null && caps.optionalMissing().contains(name);
+      rows.add(row(name, absent ? "absent" : "yes", "optional: " + optional.getValue()));
     }
     HostCapabilities.Sysctls sysctls = host.sysctls();
     rows.add(sysctlRow("net.core.somaxconn", sysctls.somaxconn(), sysctls));

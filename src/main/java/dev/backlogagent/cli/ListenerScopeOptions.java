@@ -1,17 +1,14 @@
 package dev.backlogagent.cli;
 
 import dev.backlogagent.listener.InventoryReader;
-import dev.backlogagent.procfs.NetNamespaces;
-import java.nio.file.Path;
+import dev.backlogagent.procfs.NamespaceTarget;
 import picocli.CommandLine.Option;
 
 /** The --netns and --port options that narrow a command to some listeners, shared by listeners and trace. */
 final class ListenerScopeOptions {
-  /** The largest pid Linux allows (pid_max's ceiling); anything larger is a namespace inode. */
-  private static final long PID_MAX_LIMIT = 4_194_304L;
-
-  @Option(names = "--netns", paramLabel = "INODE|PID", description = "Only this network namespace: its inode, or the pid of a process in it.")
-  Long netns;
+  @Option(names = "--netns", paramLabel = "INODE|PID|NAME",
+      description = "Only this network namespace: its inode, the pid of a process in it, or its name under /run/netns.")
+  String netns;
 
   @Option(names = "--port", paramLabel = "P", description = "Only listeners on this local port.")
   Integer port;
@@ -28,13 +25,10 @@ final class ListenerScopeOptions {
     if (netns == null) {
       return null;
     }
-    if (netns > PID_MAX_LIMIT) {
-      return netns;
+    try {
+      return NamespaceTarget.resolveOnHost(netns);
+    } catch (NamespaceTarget.UnknownNamespaceException e) {
+      throw new BadInputException("--netns " + netns + ": " + e.getMessage());
     }
-    long inode = NetNamespaces.inodeOf(Path.of("/proc/" + netns + "/ns/net"));
-    if (inode <= 0) {
-      throw new BadInputException("--netns " + netns + ": no process with that pid (or its namespace is not readable)");
-    }
-    return inode;
   }
 }

@@ -44,6 +44,9 @@ final class ListenersCommand implements Callable<Integer> {
     if (interval != null && !(interval > 0)) {
       throw new BadInputException("--interval must be a positive number of seconds, not " + interval);
     }
+    if (count != null && interval == null) {
+      throw new BadInputException("--count counts looks taken every --interval; give --interval SECONDS too");
+    }
     if (count != null && count < 1) {
       throw new BadInputException("--count must be at least 1, not " + count);
     }

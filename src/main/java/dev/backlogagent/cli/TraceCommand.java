@@ -115,8 +115,13 @@ final class TraceCommand implements Callable<Integer> {
       }
       err.flush();
       long deadline = duration == null ? Long.MAX_VALUE : System.nanoTime() + (long) (duration * 1e9);
+      // Intervals at a fixed rate from the baseline, so that the time an inventory takes (long under a
+      // flood) does not stretch every interval beyond --interval.
+      long tick = TimeUnit.SECONDS.toNanos(interval);
+      long next = System.nanoTime() + tick;
       while (System.nanoTime() < deadline) {
-        long wait = Math.min(TimeUnit.SECONDS.toNanos(interval), deadline - System.nanoTime());
+        long wait = Math.min(next - System.nanoTime(), deadline - System.nanoTime());
+        next = Math.max(next + tick, System.nanoTime() + tick / 2);
         if (stop.await(Math.max(0, wait), TimeUnit.NANOSECONDS)) {
           break;
         }

@@ -36,6 +36,26 @@ public final class FileTrust {
     }
   }
 
+  /**
+   * Checks an executable the agent will run as root: the path given, its directory, and, when it is a
+   * symbolic link, the file it leads to and that file's directory (replacing any of them runs code as root).
+   */
+  public void checkExecutable(Path executable, String what) throws ConfigException {
+    if (!asRoot) {
+      return;
+    }
+    check(executable, what);
+    Path real;
+    try {
+      real = executable.toRealPath();
+    } catch (IOException e) {
+      throw new ConfigException(what + " " + executable + ": cannot resolve it: " + e.getMessage());
+    }
+    if (!real.equals(executable.toAbsolutePath())) {
+      check(real, what + " (" + executable + " leads to it)");
+    }
+  }
+
   private static void checkOne(Path path, String what) throws ConfigException {
     PosixFileAttributes attrs;
     try {

@@ -43,6 +43,10 @@ public final class Daemon {
   private static final System.Logger LOG = System.getLogger(Daemon.class.getName());
   /** What systemd allows for a stop is 5 s in our unit; the children and the last export share it. */
   private static final long LAST_EXPORT_MILLIS = 3000;
+  /** The whole stop, from the request to the exit, with room left for the JVM to exit. */
+  private static final long STOP_MILLIS = 4500;
+  /** How old queue and limit gauges may be at a scrape. */
+  private static final java.time.Duration GAUGE_AGE = java.time.Duration.ofSeconds(1);
 
   /** How the daemon tells its supervisor (systemd) where it is. */
   public interface Lifecycle {
@@ -141,6 +145,7 @@ public final class Daemon {
    * (attached, then detached). 0 when everything works, 1 when something cannot run.
    */
   public int check() throws IOException, InterruptedException, ConfigException {
+    ConfiguredTargets.check(config, source());
     AgentConfig.Exporters noPort = new AgentConfig.Exporters(
         new AgentConfig.Prometheus(false, config.exporters().prometheus().host(), config.exporters().prometheus().port()),
         config.exporters().otlp());
@@ -165,6 +170,7 @@ public final class Daemon {
 
   /** Runs until a stop request; returns the exit code. */
   public int run() throws IOException, InterruptedException, ConfigException {
+    ConfiguredTargets.check(config, source());
     try {
       startTelemetry(config);
     } catch (Telemetry.StartException e) {
@@ -174,6 +180,10 @@ public final class Daemon {
       throw new IOException(e.getMessage());
     }
     watch = ListenerWatch.start(settings(config), this::onEvent);
+    // Series at once, from the baseline inventory; then gauges at most a second old whenever an exporter
+    // collects (counters move once per interval).
+    book.refresh(watch.latest(), filter, config.listeners().max());
+    book.readFrom(() -> watch.readInventory(), GAUGE_AGE);
     out.println(started(watch) + "; exporting to " + telemetry.description());
     concernLines(watch).forEach(out::println);
     out.flush();
@@ -241,6 +251,7 @@ public final class Daemon {
     try {
       next = loader.load(configFile);
       next = btfOverride == null ? next : next.withBtf(btfOverride);
+      ConfiguredTargets.check(next, source());
     } catch (ConfigException e) {
       LOG.log(System.Logger.Level.WARNING, "reload refused, keeping the running configuration: {0}", e.getMessage());
       lifecycle.status("reload refused: " + e.getMessage());
@@ -287,13 +298,19 @@ public final class Daemon {
     lifecycle.ready(statusLine());
   }
 
+  private String source() {
+    return (configFile == null ? ConfigLoader.DEFAULT_FILE : configFile).toString();
+  }
+
   private void stop() {
     lifecycle.stopping();
     // The children stop first (their last maps are printed on the way out), then one last interval is
     // taken and exported, so that what was counted up to the stop is not lost.
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(STOP_MILLIS);
     watch.stopPrograms();
     tick();
-    stopTelemetry();
+    long left = TimeUnit.NANOSECONDS.toMillis(deadline - System.nanoTime());
+    stopTelemetry(Math.max(200, Math.min(LAST_EXPORT_MILLIS, left)));
     watch.close();
     out.println("stopped");
     out.flush();
@@ -312,18 +329,25 @@ public final class Daemon {
   }
 
   private void stopTelemetry() {
+    stopTelemetry(LAST_EXPORT_MILLIS);
+  }
+
+  private void stopTelemetry(long millis) {
     if (telemetry == null) {
       return;
     }
     incidents.endAll();
-    telemetry.close(LAST_EXPORT_MILLIS); // collects and pushes once more before the exporters stop
+    telemetry.close(millis); // collects and pushes once more before the exporters stop
     metrics.close();
     telemetry = null;
   }
 
-  /** Series per instrument: every exported listener, plus room for those that left during an export period. */
+  /**
+   * Series per instrument: every exported listener times the values of its widest attribute (five trouble
+   * kinds, four flags), plus room for those that left during an export period.
+   */
   private static int cardinality(AgentConfig c) {
-    return Math.max(2000, c.listeners().max() * 2);
+    return Math.max(2000, c.listeners().max() * 10);
   }
 
   static ListenerWatch.Settings settings(AgentConfig c) {

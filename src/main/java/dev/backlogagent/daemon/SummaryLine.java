@@ -5,9 +5,9 @@ import dev.backlogagent.export.ExportHealth;
 import dev.backlogagent.export.ListenerBook;
 import dev.backlogagent.export.ListenerFilter;
 import dev.backlogagent.export.ListenerIdentity;
+import dev.backlogagent.diagnosis.Sentences;
 import dev.backlogagent.listener.IntervalReport;
 import dev.backlogagent.listener.ListenerInterval;
-import dev.backlogagent.listener.Trouble;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -15,7 +15,8 @@ import java.util.List;
 /**
  * The daemon's one line per interval on stdout, for journald: how many listeners, which ones dropped and
  * why, and whether the agent itself is healthy. Example:
- * {@code 42 listeners in 3 netns (42 exported); dropping: python3[812] 0.0.0.0:8080 37 (accept queue);
+ * {@code 42 listeners in 3 netns (42 exported); dropping: python3[812] 0.0.0.0:8080 37 SYNs and third ACKs (accept queue full,
+ * application stalled);
  * 1 incident open; events +3120, lost 0; OTLP ok}
  */
 final class SummaryLine {
@@ -28,7 +29,7 @@ final class SummaryLine {
     StringBuilder b = new StringBuilder();
     b.append(listeners).append(listeners == 1 ? " listener" : " listeners")
         .append(" in ").append(report.inventory().namespaces().size()).append(" netns (")
-        .append(book.rows().size()).append(" exported");
+        .append(book.lastRows().size()).append(" exported");
     if (book.leftOut() > 0) {
       b.append(", ").append(book.leftOut()).append(" over the cap");
     }
@@ -46,8 +47,7 @@ final class SummaryLine {
       b.append("; dropping: ");
       for (int i = 0; i < Math.min(SHOWN, dropping.size()); i++) {
         ListenerInterval li = dropping.get(i);
-        b.append(i == 0 ? "" : ", ").append(ListenerIdentity.of(li.listener()).label()).append(' ').append(li.drops())
-            .append(" (").append(kinds(li)).append(')');
+        b.append(i == 0 ? "" : ", ").append(ListenerIdentity.of(li.listener()).label()).append(' ').append(Sentences.brief(li.findings()));
       }
       if (dropping.size() > SHOWN) {
         b.append(" and ").append(dropping.size() - SHOWN).append(" more");
@@ -67,11 +67,4 @@ final class SummaryLine {
     return b.toString();
   }
 
-  private static String kinds(ListenerInterval li) {
-    List<String> kinds = new ArrayList<>();
-    for (Trouble t : li.troubles()) {
-      kinds.add(t.kind().replace('_', ' '));
-    }
-    return kinds.isEmpty() ? "kind unknown" : String.join(", ", kinds);
-  }
 }

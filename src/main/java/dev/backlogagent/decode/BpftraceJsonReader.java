@@ -8,7 +8,6 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -16,8 +15,17 @@ import java.util.Map;
 /**
  * Reads one line of {@code bpftrace -f json} output into a {@link BpftraceRecord}. A line that is not
  * such a record is a {@link MalformedLineException}; the caller counts it and goes on.
+ *
+ * <p>Map and histogram prints are decoded as they stream, never as a JSON tree (a tree costs some 30
+ * times the line's size), and a print with more than {@link #MAX_KEYS} keys is refused: no child the
+ * agent starts can have more (BPFTRACE_MAP_KEYS_MAX), so such a line is not one of ours.
  */
 public final class BpftraceJsonReader {
+  /** The most keys (histogram buckets, for a hist) one print may have: the agent's BPFTRACE_MAP_KEYS_MAX. */
+  public static final int MAX_KEYS = 16384;
+  /** A "data" before its "type" is decoded as a tree, which only a short line may cost. */
+  private static final int TREE_LINE_LIMIT = 64 * 1024;
+
   private final ObjectMapper mapper = new ObjectMapper();
   private final JsonFactory factory = mapper.getFactory();
 
@@ -30,18 +38,27 @@ public final class BpftraceJsonReader {
 
   public BpftraceRecord read(String line) throws MalformedLineException {
     String type = null;
-    JsonNode data = null;
+    BpftraceRecord record = null;
+    JsonNode early = null;
     try (JsonParser parser = factory.createParser(line)) {
       if (parser.nextToken() != JsonToken.START_OBJECT) {
         throw new MalformedLineException("not a JSON object");
       }
       while (parser.nextToken() == JsonToken.FIELD_NAME) {
         String field = parser.currentName();
-        parser.nextToken();
+        JsonToken value = parser.nextToken();
         if ("type".equals(field)) {
+          if (value == null || !value.isScalarValue()) {
+            throw new MalformedLineException("\"type\" is not a string");
+          }
           type = parser.getValueAsString();
-        } else if ("data".equals(field)) {
-          data = parser.readValueAsTree();
+        } else if ("data".equals(field) && type != null && record == null && early == null) {
+          record = data(type, parser);
+        } else if ("data".equals(field) && record == null && early == null) {
+          if (line.length() > TREE_LINE_LIMIT) {
+            throw new MalformedLineException("a long line whose \"data\" comes before its \"type\"");
+          }
+          early = parser.readValueAsTree();
         } else {
           parser.skipChildren();
         }
@@ -49,84 +66,157 @@ public final class BpftraceJsonReader {
       if (parser.currentToken() != JsonToken.END_OBJECT || parser.nextToken() != null) {
         throw new MalformedLineException("trailing or unterminated content");
       }
+      if (type != null && record == null && early != null) {
+        try (JsonParser tree = early.traverse(mapper)) {
+          tree.nextToken();
+          record = data(type, tree);
+        }
+      }
     } catch (IOException e) {
       throw new MalformedLineException("bad JSON: " + firstLine(e.getMessage()));
     }
-    if (type == null || data == null) {
+    if (record == null) {
+      throw new MalformedLineException("no \"type\" and \"data\"");
+    }
+    return record;
+  }
+
+  /** Decodes "data" of the given type; the parser is on its first token and is left on its last. */
+  private BpftraceRecord data(String type, JsonParser p) throws IOException, MalformedLineException {
+    return switch (type) {
+      case "map" -> mapDump(p);
+      case "hist" -> histDump(p);
+      default -> small(type, p.readValueAsTree());
+    };
+  }
+
+  private static BpftraceRecord small(String type, JsonNode data) throws MalformedLineException {
+    if (data == null) {
       throw new MalformedLineException("no \"type\" and \"data\"");
     }
     return switch (type) {
       case "attached_probes" -> new BpftraceRecord.Attached(data.path("probes").asInt());
       case "printf" -> new BpftraceRecord.Printed(data.asText());
-      case "lost_events" -> new BpftraceRecord.LostEvents(data.path("events").asLong(data.asLong()));
-      case "map" -> mapDump(data);
-      case "hist" -> histDump(data);
+      case "lost_events" -> new BpftraceRecord.LostEvents(count(data.has("events") ? data.path("events") : data, "lost_events"));
       default -> new BpftraceRecord.Other(type);
     };
   }
 
-  private static BpftraceRecord.MapDump mapDump(JsonNode data) throws MalformedLineException {
-    Map.Entry<String, JsonNode> map = single(data);
+  private static BpftraceRecord.MapDump mapDump(JsonParser p) throws IOException, MalformedLineException {
+    String name = firstMap(p);
     Map<List<String>, Long> values = new LinkedHashMap<>();
-    JsonNode body = map.getValue();
-    if (body.isNumber()) {
-      values.put(List.of(), body.asLong());
-    } else if (body.isObject()) {
-      for (Iterator<Map.Entry<String, JsonNode>> it = body.fields(); it.hasNext(); ) {
-        Map.Entry<String, JsonNode> e = it.next();
-        if (!e.getValue().isNumber()) {
-          throw new MalformedLineException("map " + map.getKey() + " has a value that is not a number");
+    JsonToken body = p.currentToken();
+    if (body == JsonToken.VALUE_NUMBER_INT || body == JsonToken.VALUE_NUMBER_FLOAT) {
+      values.put(List.of(), count(p, name));
+    } else if (body == JsonToken.START_OBJECT) {
+      while (p.nextToken() == JsonToken.FIELD_NAME) {
+        List<String> key = keys(p.currentName());
+        JsonToken v = p.nextToken();
+        if (v != JsonToken.VALUE_NUMBER_INT && v != JsonToken.VALUE_NUMBER_FLOAT) {
+          throw new MalformedLineException("map " + name + " has a value that is not a number");
         }
-        values.put(keys(e.getKey()), e.getValue().asLong());
+        if (values.size() == MAX_KEYS) {
+          throw new MalformedLineException("map " + name + " has more than " + MAX_KEYS + " keys");
+        }
+        values.put(key, count(p, name));
       }
     } else {
-      throw new MalformedLineException("map " + map.getKey() + " is neither a number nor an object");
+      throw new MalformedLineException("map " + name + " is neither a number nor an object");
     }
-    return new BpftraceRecord.MapDump(map.getKey(), values);
+    skipOtherMaps(p);
+    return new BpftraceRecord.MapDump(name, values);
   }
 
-  private static BpftraceRecord.HistDump histDump(JsonNode data) throws MalformedLineException {
-    Map.Entry<String, JsonNode> map = single(data);
+  private BpftraceRecord.HistDump histDump(JsonParser p) throws IOException, MalformedLineException {
+    String name = firstMap(p);
     Map<List<String>, List<BpftraceRecord.Bucket>> buckets = new LinkedHashMap<>();
-    JsonNode body = map.getValue();
-    if (body.isArray()) {
-      buckets.put(List.of(), buckets(map.getKey(), body));
-    } else if (body.isObject()) {
-      for (Iterator<Map.Entry<String, JsonNode>> it = body.fields(); it.hasNext(); ) {
-        Map.Entry<String, JsonNode> e = it.next();
-        buckets.put(keys(e.getKey()), buckets(map.getKey(), e.getValue()));
+    int[] total = {0};
+    JsonToken body = p.currentToken();
+    if (body == JsonToken.START_ARRAY) {
+      buckets.put(List.of(), buckets(name, p, total));
+    } else if (body == JsonToken.START_OBJECT) {
+      while (p.nextToken() == JsonToken.FIELD_NAME) {
+        List<String> key = keys(p.currentName());
+        p.nextToken();
+        buckets.put(key, buckets(name, p, total));
       }
     } else {
-      throw new MalformedLineException("hist " + map.getKey() + " is neither a list nor an object");
+      throw new MalformedLineException("hist " + name + " is neither a list nor an object");
     }
-    return new BpftraceRecord.HistDump(map.getKey(), buckets);
+    skipOtherMaps(p);
+    return new BpftraceRecord.HistDump(name, buckets);
   }
 
-  private static List<BpftraceRecord.Bucket> buckets(String map, JsonNode list) throws MalformedLineException {
-    if (!list.isArray()) {
+  private static List<BpftraceRecord.Bucket> buckets(String map, JsonParser p, int[] total)
+      throws IOException, MalformedLineException {
+    if (p.currentToken() != JsonToken.START_ARRAY) {
       throw new MalformedLineException("hist " + map + " has a key whose buckets are not a list");
     }
-    List<BpftraceRecord.Bucket> out = new ArrayList<>(list.size());
-    for (JsonNode b : list) {
-      long count = b.path("count").asLong();
+    List<BpftraceRecord.Bucket> out = new ArrayList<>();
+    while (p.nextToken() != JsonToken.END_ARRAY) {
+      if (p.currentToken() != JsonToken.START_OBJECT) {
+        throw new MalformedLineException("hist " + map + " has a bucket that is not an object");
+      }
+      if (++total[0] > MAX_KEYS) {
+        throw new MalformedLineException("hist " + map + " has more than " + MAX_KEYS + " buckets");
+      }
+      JsonNode b = p.readValueAsTree(); // one bucket: {"min": .., "max": .., "count": ..}
+      long count = count(b.path("count"), map);
       if (count > 0) {
         // The lowest and highest buckets of a hist() are open-ended: bpftrace leaves min or max out.
-        out.add(new BpftraceRecord.Bucket(b.path("min").asLong(Long.MIN_VALUE), b.path("max").asLong(Long.MAX_VALUE), count));
+        out.add(new BpftraceRecord.Bucket(bound(b, "min", Long.MIN_VALUE, map), bound(b, "max", Long.MAX_VALUE, map), count));
       }
     }
     return out;
   }
 
-  private static Map.Entry<String, JsonNode> single(JsonNode data) throws MalformedLineException {
-    Iterator<Map.Entry<String, JsonNode>> it = data.fields();
-    if (!it.hasNext()) {
+  /** Moves to the value of the first map in "data" and returns the map's name. */
+  private static String firstMap(JsonParser p) throws IOException, MalformedLineException {
+    if (p.currentToken() != JsonToken.START_OBJECT || p.nextToken() != JsonToken.FIELD_NAME) {
       throw new MalformedLineException("a map record without a map");
     }
-    return it.next();
+    String name = p.currentName();
+    p.nextToken();
+    return name;
+  }
+
+  private static void skipOtherMaps(JsonParser p) throws IOException {
+    while (p.nextToken() == JsonToken.FIELD_NAME) {
+      p.nextToken();
+      p.skipChildren();
+    }
+  }
+
+  /** A count: a whole number that fits in 64 bits (a 26-digit "count" is not one a kernel map can hold). */
+  private static long count(JsonParser p, String map) throws IOException, MalformedLineException {
+    if (p.currentToken() != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+      throw new MalformedLineException("map " + map + " has a value that is not a 64-bit whole number: "
+          + abbreviate(p.getText()));
+    }
+    return p.getLongValue();
+  }
+
+  private static long count(JsonNode n, String map) throws MalformedLineException {
+    if (n.isMissingNode()) {
+      return 0;
+    }
+    if (!n.isIntegralNumber() || !n.canConvertToLong()) {
+      throw new MalformedLineException(map + " has a count that is not a 64-bit whole number: " + abbreviate(n.toString()));
+    }
+    return n.asLong();
+  }
+
+  private static long bound(JsonNode bucket, String field, long open, String map) throws MalformedLineException {
+    JsonNode n = bucket.path(field);
+    return n.isMissingNode() ? open : count(n, map);
   }
 
   private static List<String> keys(String joined) {
     return Arrays.asList(joined.split(",", -1));
+  }
+
+  private static String abbreviate(String s) {
+    return s.length() > 40 ? s.substring(0, 40) + "…" : s;
   }
 
   private static String firstLine(String message) {

@@ -6,7 +6,11 @@ package dev.backlogagent.decode;
  * connection's local address; joining to the inventory handles both.
  */
 public record ListenerKey(long netns, int family, String address, int port) {
+  public AddressFamily addressFamily() {
+    return AddressFamily.of(family);
+  }
+
   public String familyName() {
-    return family == 10 ? "ipv6" : "ipv4";
+    return addressFamily().label();
   }
 }

@@ -85,8 +85,8 @@ public final class TraceEventDecoder {
 
   private static long number(JsonNode e, String field) throws UndecodableException {
     JsonNode n = e.get(field);
-    if (n == null || !n.isNumber()) {
-      throw new UndecodableException("event field " + field + " missing or not a number");
+    if (n == null || !n.isIntegralNumber() || !n.canConvertToLong()) {
+      throw new UndecodableException("event field " + field + " missing or not a 64-bit whole number");
     }
     return n.asLong();
   }
@@ -138,7 +138,11 @@ public final class TraceEventDecoder {
   }
 
   private static int integer(String s) throws UndecodableException {
-    return (int) longValue(s);
+    long v = longValue(s);
+    if (v < Integer.MIN_VALUE || v > Integer.MAX_VALUE) {
+      throw new UndecodableException("'" + s + "' is out of range");
+    }
+    return (int) v;
   }
 
   private static long longValue(String s) throws UndecodableException {

@@ -2,10 +2,12 @@ package dev.backlogagent.export;
 
 import dev.backlogagent.bpf.ConcernStatus;
 import dev.backlogagent.decode.BpftraceRecord;
+import dev.backlogagent.decode.TcpState;
+import dev.backlogagent.listener.ListenerFlag;
 import dev.backlogagent.listener.NetNamespace;
+import dev.backlogagent.listener.Trouble;
 import dev.backlogagent.procfs.ListenCounters;
 import dev.backlogagent.procfs.NamespaceSysctls;
-import dev.backlogagent.report.TraceLines;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.common.AttributesBuilder;
@@ -31,6 +33,8 @@ public final class BacklogMetrics {
   static final AttributeKey<String> STATE_TO = AttributeKey.stringKey("tcp.state.to");
   static final AttributeKey<String> TIER = AttributeKey.stringKey("backlog_agent.tier");
   static final AttributeKey<String> SIGNAL = AttributeKey.stringKey("backlog_agent.signal");
+  static final AttributeKey<String> FLAG = AttributeKey.stringKey("tcp.listen.flag");
+  static final AttributeKey<String> KIND = AttributeKey.stringKey("tcp.listen.trouble.kind");
   static final AttributeKey<String> CONCERN = AttributeKey.stringKey("backlog_agent.concern");
   static final AttributeKey<String> CONCERN_PROGRAM = AttributeKey.stringKey("backlog_agent.concern.program");
   static final AttributeKey<String> CONCERN_STATE = AttributeKey.stringKey("backlog_agent.concern.state");
@@ -59,11 +63,35 @@ public final class BacklogMetrics {
             }
           }
         }));
+    // The finding, so that an alert can say why: every flag and every kind, 0 or 1, per listener.
+    callbacks.add(meter.gaugeBuilder("tcp.listen.flag").ofLongs().setUnit("1")
+        .setDescription("1 when the listener has the flag (full, truncated, at_somaxconn, dropping: see README), else 0.")
+        .buildWithCallback(m -> {
+          for (ListenerBook.Row r : book.rows()) {
+            for (ListenerFlag f : ListenerFlag.values()) {
+              m.record(r.flags().contains(f) ? 1 : 0, r.identity().attributes().toBuilder().put(FLAG, f.label()).build());
+            }
+          }
+        }));
+    callbacks.add(meter.gaugeBuilder("tcp.listen.trouble").ofLongs().setUnit("1")
+        .setDescription("1 when the last interval's diagnosis found this kind of trouble at the listener (docs/diagnosis.md), else 0.")
+        .buildWithCallback(m -> {
+          for (ListenerBook.Row r : book.rows()) {
+            for (Trouble t : Trouble.values()) {
+              m.record(r.troubles().contains(t) ? 1 : 0, r.identity().attributes().toBuilder().put(KIND, t.kind()).build());
+            }
+          }
+        }));
+    callbacks.add(meter.gaugeBuilder("tcp.listen.accept.stalled").ofLongs().setUnit("1")
+        .setDescription("1 when the last interval found the accept queue full and no accept() at all: the application is stuck, not slow.")
+        .buildWithCallback(m -> book.rows().forEach(r -> m.record(r.stalled() ? 1 : 0, r.identity().attributes()))));
+
     // Per listener, since admitted.
     listenerCounter(meter, book, "tcp.listen.drops", "{packet}",
-        "Packets dropped at the listener (its sk_drops): SYNs or final ACKs lost at the door.", ListenerBook.Row::drops);
+        "Packets dropped at the listener since the agent exported it: the rises of its sk_drops (ss's d), SYNs and third ACKs lost at the door.",
+        ListenerBook.Row::drops);
     listenerCounter(meter, book, "tcp.listen.overflows", "{packet}",
-        "Packets dropped because the listener's accept queue was full.", ListenerBook.Row::overflows);
+        "Of those, the SYNs and third ACKs the diagnosis found dropped for a full accept queue.", ListenerBook.Row::overflows);
     listenerCounter(meter, book, "tcp.listen.synack.retransmits", "{segment}",
         "SYN-ACKs the listener retransmitted because the final ACK did not come.", ListenerBook.Row::synackRetransmits);
     listenerCounter(meter, book, "tcp.listen.handshakes", "{connection}",
@@ -100,9 +128,8 @@ public final class BacklogMetrics {
 
     callbacks.add(meter.counterBuilder("tcp.state.transitions").setUnit("{transition}")
         .setDescription("TCP state transitions of every socket on the host, by old and new state.")
-        .buildWithCallback(m -> book.transitions().forEach((fromTo, n) -> {
-          String[] states = fromTo.split(">");
-          m.record(n, Attributes.of(STATE_FROM, stateValue(states[0]), STATE_TO, stateValue(states[1])));
+        .buildWithCallback(m -> book.transitions().forEach((t, n) -> {
+          m.record(n, Attributes.of(STATE_FROM, stateValue(t.from()), STATE_TO, stateValue(t.to())));
         })));
 
     // The agent itself.
@@ -140,7 +167,7 @@ public final class BacklogMetrics {
   /** Records one interval's histograms: the kernel's buckets, each count at a value inside its bucket. */
   public void record(List<ListenerBook.Added> added) {
     for (ListenerBook.Added a : added) {
-      Attributes attributes = a.identity().attributes();
+      Attributes attributes = a.identity().endpointAttributes();
       for (BpftraceRecord.Bucket b : a.interval().queueDepths()) {
         for (long i = 0; i < b.count(); i++) {
           queueDepth.record(b.max(), attributes); // [4,7] at 7 lands in the (4,8] bucket
@@ -215,13 +242,8 @@ public final class BacklogMetrics {
    * A TCP state as network.connection.state spells it (close_wait, syn_received, ...); the kernel-only
    * states (NEW_SYN_RECV, BOUND_INACTIVE) in the same lower-case style.
    */
-  static String stateValue(String number) {
-    String name;
-    try {
-      name = TraceLines.stateName(Integer.parseInt(number));
-    } catch (NumberFormatException e) {
-      return number;
-    }
+  static String stateValue(int number) {
+    String name = TcpState.name(number);
     return switch (name) {
       case "SYN_RECV" -> "syn_received";
       case "FIN_WAIT1" -> "fin_wait_1";

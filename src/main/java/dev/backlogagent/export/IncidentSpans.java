@@ -1,12 +1,14 @@
 package dev.backlogagent.export;
 
+import dev.backlogagent.diagnosis.Finding;
+import dev.backlogagent.diagnosis.Sentences;
 import dev.backlogagent.listener.IntervalReport;
 import dev.backlogagent.listener.Listener;
 import dev.backlogagent.listener.ListenerInterval;
 import dev.backlogagent.listener.NetNamespace;
 import dev.backlogagent.listener.Trouble;
+import dev.backlogagent.procfs.ListenCounters;
 import dev.backlogagent.procfs.NamespaceSysctls;
-import dev.backlogagent.report.TraceLines;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.common.AttributesBuilder;
@@ -17,6 +19,7 @@ import io.opentelemetry.api.trace.Tracer;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -51,6 +54,11 @@ public final class IncidentSpans {
     final ListenerIdentity identity;
     final Span span;
     final Set<Trouble> kinds = EnumSet.noneOf(Trouble.class);
+    /** Per kind, the incident's total and the last finding (for its pace and whether it is shared). */
+    final Map<Trouble, Long> totals = new EnumMap<>(Trouble.class);
+    final Map<Trouble, Finding> last = new EnumMap<>(Trouble.class);
+    Instant first;
+    ListenCounters delta;
     long drops;
     long peakQueue;
     Instant lastDrop;
@@ -101,12 +109,18 @@ public final class IncidentSpans {
             .setAllAttributes(id.attributes())
             .startSpan();
         incident = new Incident(id, span);
+        incident.first = first.isBefore(start) ? start : first;
         open.put(id, incident);
       }
       long peak = Math.max(l.queue(), li.peakQueue() + 1);
       incident.drops += li.drops();
       incident.peakQueue = Math.max(incident.peakQueue, peak);
       incident.kinds.addAll(li.troubles());
+      for (Finding f : li.findings()) {
+        incident.totals.merge(f.trouble(), f.count(), Long::sum);
+        incident.last.put(f.trouble(), f);
+      }
+      incident.delta = report.counterDeltas().get(l.netns());
       incident.lastDrop = end;
       incident.listener = l;
       incident.sysctls = sysctls;
@@ -163,7 +177,7 @@ public final class IncidentSpans {
       b.put(SOMAXCONN, s.somaxconn()).put(MAX_SYN_BACKLOG, s.tcpMaxSynBacklog())
           .put(SYNCOOKIES, s.tcpSyncookies()).put(ABORT_ON_OVERFLOW, s.tcpAbortOnOverflow());
     }
-    String diagnosis = diagnosis(incident.identity, l, s, incident.kinds, incident.drops, incident.peakQueue);
+    String diagnosis = diagnosis(incident);
     b.put(DIAGNOSIS, diagnosis);
     incident.span.setAllAttributes(b.build());
     incident.span.setStatus(StatusCode.ERROR, diagnosis);
@@ -180,21 +194,21 @@ public final class IncidentSpans {
     return kinds;
   }
 
-  /** One sentence: who dropped how much, which queue, and the setting that explains it. */
-  static String diagnosis(ListenerIdentity id, Listener l, NamespaceSysctls s, Set<Trouble> kinds, long drops, long peakQueue) {
-    String who = id.label();
-    if (kinds.contains(Trouble.ACCEPT_QUEUE_OVERFLOW)) {
-      return who + " dropped " + drops + " packets because its accept queue was full (" + peakQueue + "/" + l.backlog()
-          + "): the application does not accept fast enough for its backlog; " + TraceLines.backlogStory(l, s) + ".";
+  /**
+   * One sentence in the shared vocabulary ({@link Sentences}): who, then each kind of trouble with the
+   * incident's total of it, over the incident so far.
+   */
+  static String diagnosis(Incident incident) {
+    Sentences.Context context = new Sentences.Context(incident.listener, incident.sysctls, incident.delta, incident.peakQueue - 1);
+    Duration period = Duration.between(incident.first, incident.lastDrop);
+    List<String> clauses = new ArrayList<>();
+    for (Map.Entry<Trouble, Long> e : incident.totals.entrySet()) {
+      Finding last = incident.last.get(e.getKey());
+      clauses.add(Sentences.describe(new Finding(e.getKey(), e.getValue(), last.pace(), last.accepts(), last.shared()), context, period));
     }
-    if (kinds.contains(Trouble.SYN_QUEUE_OVERFLOW)) {
-      return who + " dropped " + drops + " SYNs because its SYN queue was full (half-open requests piled up: a SYN flood or lost "
-          + "final ACKs)" + (s == null ? "" : "; tcp_syncookies=" + s.tcpSyncookies() + ", tcp_max_syn_backlog=" + s.tcpMaxSynBacklog()) + ".";
+    if (clauses.isEmpty()) {
+      clauses.add(Sentences.describe(Finding.of(Trouble.UNEXPLAINED_DROPS, incident.drops), context, period));
     }
-    if (kinds.contains(Trouble.SYNCOOKIES)) {
-      return who + "'s SYN queue overflowed and the kernel answered with SYN cookies"
-          + (s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies() + ")") + (drops > 0 ? "; " + drops + " packets dropped" : "") + ".";
-    }
-    return who + " dropped " + drops + " packets at the door (no queue was seen full: the kind is unknown).";
+    return incident.identity.label() + ": " + String.join("; ", clauses) + ".";
   }
 }

@@ -1,5 +1,6 @@
 package dev.backlogagent.export;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.listener.Listener;
 import dev.backlogagent.procfs.ProcessIdentity;
@@ -59,9 +60,24 @@ public record ListenerIdentity(
     return b.build();
   }
 
+  /**
+   * Where it listens, without the process: the attributes of series that the SDK keeps until it restarts
+   * (the histograms), so that a restarted server continues its listener's series instead of leaving one
+   * per pid behind.
+   */
+  public Attributes endpointAttributes() {
+    return Attributes.builder()
+        .put(TRANSPORT, "tcp")
+        .put(NETWORK_TYPE, family)
+        .put(LOCAL_ADDRESS, address)
+        .put(LOCAL_PORT, (long) port)
+        .put(NETNS, netns)
+        .build();
+  }
+
   /** How a person names it: python3[812] 0.0.0.0:80. */
   public String label() {
-    String where = (family.equals("ipv6") ? "[" + address + "]" : address) + ":" + port;
+    String where = AddressFamily.ofLabel(family).endpoint(address, port);
     return executable == null ? where : executable + "[" + pid + "] " + where;
   }
 }

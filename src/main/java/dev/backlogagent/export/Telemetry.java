@@ -3,7 +3,10 @@ package dev.backlogagent.export;
 import dev.backlogagent.config.AgentConfig;
 import io.opentelemetry.api.metrics.Meter;
 import io.opentelemetry.api.trace.Tracer;
+import io.opentelemetry.exporter.prometheus.PrometheusHttpServer;
+import io.opentelemetry.exporter.prometheus.PrometheusHttpServerBuilder;
 import io.opentelemetry.sdk.OpenTelemetrySdk;
+import io.opentelemetry.sdk.metrics.export.MetricReader;
 import io.opentelemetry.sdk.autoconfigure.AutoConfiguredOpenTelemetrySdk;
 import io.opentelemetry.sdk.autoconfigure.spi.ConfigProperties;
 import io.opentelemetry.sdk.autoconfigure.spi.ConfigurationException;
@@ -67,6 +70,7 @@ public final class Telemetry implements AutoCloseable {
             otlpOn[0] = otlpEnabled(props, chosen);
             return chosen;
           })
+          .addMetricReaderCustomizer((reader, props) -> reader instanceof PrometheusHttpServer p ? sliced(p) : reader)
           .addMetricExporterCustomizer((exporter, props) -> health.watch(exporter))
           .addSpanExporterCustomizer((exporter, props) -> health.watch(exporter))
           .addResourceCustomizer(Telemetry::nameService)
@@ -87,6 +91,16 @@ public final class Telemetry implements AutoCloseable {
       throw new StartException("OpenTelemetry: " + e.getMessage()
           + (root == e ? "" : " (" + root.getMessage() + ")"), e instanceof ConfigurationException);
     }
+  }
+
+  /**
+   * The autoconfigured Prometheus endpoint, rebuilt with the same settings and {@link SlicedResponses}: the
+   * autoconfiguration offers no other way in. The first one is stopped first, to free its port.
+   */
+  private static MetricReader sliced(PrometheusHttpServer autoconfigured) {
+    PrometheusHttpServerBuilder builder = autoconfigured.toBuilder();
+    autoconfigured.shutdown().join(5, TimeUnit.SECONDS);
+    return builder.setAuthenticator(new SlicedResponses()).build();
   }
 
   /** Our defaults; any OTEL_* variable or system property overrides them. */
@@ -211,9 +225,21 @@ public final class Telemetry implements AutoCloseable {
     return CompletableResultCode.ofAll(List.of(metrics, traces)).join(millis, TimeUnit.MILLISECONDS).isSuccess();
   }
 
-  /** Flushes a last export and stops the exporters (and the Prometheus endpoint), at most {@code millis}. */
+  /**
+   * Flushes a last export and stops the exporters (and the Prometheus endpoint), taking at most
+   * {@code millis}. The SDK's shutdown blocks its caller (the metric reader waits up to 5 s for its
+   * scheduler, then up to 5 s for the last export, which a collector that never answers makes the full
+   * 10 s), so it runs on a thread of its own that is left behind when the time is up.
+   */
   public void close(long millis) {
-    sdk.shutdown().join(millis, TimeUnit.MILLISECONDS);
+    Thread shutdown = new Thread(() -> sdk.shutdown().join(millis, TimeUnit.MILLISECONDS), "otel-shutdown");
+    shutdown.setDaemon(true);
+    shutdown.start();
+    try {
+      shutdown.join(Math.max(1, millis));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   @Override

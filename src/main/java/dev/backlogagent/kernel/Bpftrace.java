@@ -85,6 +85,10 @@ public final class Bpftrace {
 
   /** {@link #failureReason(ChildProcess.Exit)} on recorded stderr and exit status. */
   public static String failureReason(String stderr, int status) {
+    return ChildText.printable(rawFailureReason(stderr, status));
+  }
+
+  private static String rawFailureReason(String stderr, int status) {
     List<String> lines = meaningfulLines(stderr);
     List<String> quiet = new ArrayList<>(lines);
     quiet.removeIf(line -> line.contains(MEMLOCK_NOISE));

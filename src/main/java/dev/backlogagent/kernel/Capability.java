@@ -58,11 +58,20 @@ public enum Capability {
       orderedMap(
           CAP_BPF, "load BPF programs and maps",
           CAP_PERFMON, "attach BPF programs to tracepoints and kprobes",
-          CAP_NET_ADMIN, "load networking BPF programs (with CAP_BPF)",
           CAP_SYS_ADMIN, "setns into other network namespaces; mount tracefs",
           CAP_SYS_PTRACE, "read other processes' /proc/PID/fd to name a listener's process",
-          CAP_DAC_READ_SEARCH, "read tracefs and other users' /proc files",
-          CAP_SYS_RESOURCE, "raise RLIMIT_MEMLOCK for BPF maps (kernels before 5.11)");
+          CAP_DAC_READ_SEARCH, "read tracefs and other users' /proc files");
+
+  /**
+   * Capabilities doctor reports but the agent does without (the systemd unit does not grant them), with
+   * what they would add: their absence is not a fault.
+   */
+  public static final Map<Capability, String> OPTIONAL =
+      orderedMap(
+          CAP_NET_ADMIN, "not needed: NETLINK_SOCK_DIAG reads every namespace's listeners without it, and bpftrace "
+              + "loads only tracing programs",
+          CAP_SYS_RESOURCE, "not needed where RLIMIT_MEMLOCK is unlimited (the unit's LimitMEMLOCK=infinity) or the "
+              + "kernel is 5.11+; raises RLIMIT_MEMLOCK for BPF maps otherwise");
 
   /** The bit number of this capability in a capability mask. */
   public int bit() {

@@ -120,7 +120,8 @@ public record HostCapabilities(
       List<String> effective,
       List<String> missing,
       @JsonInclude(JsonInclude.Include.NON_EMPTY) List<String> unknownToKernel,
-      @JsonInclude(JsonInclude.Include.NON_NULL) String detail) {}
+      @JsonInclude(JsonInclude.Include.NON_NULL) String detail,
+      @JsonInclude(JsonInclude.Include.NON_EMPTY) List<String> optionalMissing) {}
 
   /** The sysctls of the agent's own network namespace that bound listen backlogs and SYN handling. */
   @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)

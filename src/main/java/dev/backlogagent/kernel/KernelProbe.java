@@ -1,5 +1,7 @@
 package dev.backlogagent.kernel;
 
+import dev.backlogagent.config.ConfigException;
+import dev.backlogagent.config.FileTrust;
 import dev.backlogagent.procfs.NamespaceSysctls;
 import java.io.IOException;
 import java.io.InputStream;
@@ -41,6 +43,8 @@ public final class KernelProbe {
   // bpftrace 0.17 spells fentry "kfunc" and aborts on "fentry"; later ones take both, "kfunc" as a deprecated alias.
   static final String KFUNC_PROBE = "kfunc:inet_csk_accept";
   static final String FENTRY_PROBE = "fentry:inet_csk_accept";
+  /** What the attach programs' BEGIN prints; only a run that printed it attached. */
+  static final String ATTACHED_MARK = "backlog-agent: attached";
   private static final Pattern PROBE_TYPE_NOT_UNDERSTOOD =
       Pattern.compile("(?i)probe type|invalid provider|kfunc.*(removed|no longer)");
 
@@ -69,8 +73,10 @@ public final class KernelProbe {
   private final Duration attachTimeout;
   private final boolean mountTracefs;
   private final boolean everyRung;
+  private final FileTrust trust;
 
   private KernelProbe(Builder builder) {
+    this.trust = builder.trust == null ? FileTrust.forThisProcess() : builder.trust;
     this.bpftraceOverride = builder.bpftrace;
     this.btfFile = builder.btf;
     this.attachTimeout = builder.attachTimeout;
@@ -94,12 +100,19 @@ public final class KernelProbe {
     private Duration attachTimeout = DEFAULT_ATTACH_TIMEOUT;
     private boolean mountTracefs = true;
     private boolean everyRung;
+    private FileTrust trust;
 
     private Builder() {}
 
     /** Try every rung of the ladder (doctor), not only down to the first that works (the agent's start). */
     public Builder everyRung(boolean every) {
       this.everyRung = every;
+      return this;
+    }
+
+    /** Who may own and write the bpftrace the probe runs (default: as this process is root or not). */
+    public Builder trust(FileTrust trust) {
+      this.trust = trust;
       return this;
     }
 
@@ -146,15 +159,24 @@ public final class KernelProbe {
     HostCapabilities.Sysctls sysctls = sysctls();
 
     Optional<Path> bpftracePath = locateBpftrace();
+    String refused = null;
+    if (bpftracePath.isPresent()) {
+      try {
+        trust.checkExecutable(bpftracePath.get(), "bpftrace executable");
+      } catch (ConfigException e) {
+        refused = e.getMessage(); // root must not run what others can replace: not even to probe
+      }
+    }
     ExecutorService pool = Executors.newFixedThreadPool(5, namedThreads());
     try {
       Future<HostCapabilities.LibbpfTools> libbpfTools = pool.submit(this::libbpfTools);
       HostCapabilities.BpftraceBinary binary;
       HostCapabilities.Attach attach;
-      if (bpftracePath.isEmpty()) {
-        binary = new HostCapabilities.BpftraceBinary(false, pathText(bpftraceOverride), null,
-            bpftraceMissingDetail());
-        String why = "no bpftrace";
+      if (bpftracePath.isEmpty() || refused != null) {
+        binary = refused != null
+            ? new HostCapabilities.BpftraceBinary(false, bpftracePath.get().toString(), null, "not run: " + refused)
+            : new HostCapabilities.BpftraceBinary(false, pathText(bpftraceOverride), null, bpftraceMissingDetail());
+        String why = refused != null ? "bpftrace not trusted" : "no bpftrace";
         attach =
             new HostCapabilities.Attach(
                 HostCapabilities.AttachResult.notTried(TRACEPOINT_PROBE, why),
@@ -253,12 +275,18 @@ public final class KernelProbe {
             .filter(c -> c.bit() <= lastCap && !effective.contains(c))
             .map(Enum::name)
             .toList();
+    List<String> optionalMissing =
+        Capability.OPTIONAL.keySet().stream()
+            .filter(c -> c.bit() <= lastCap && !effective.contains(c))
+            .map(Enum::name)
+            .toList();
     return new HostCapabilities.Capabilities(
         mask.map(m -> String.format("%016x", m)).orElse(null),
         Capability.namesInMask(mask.orElse(0L)),
         missing,
         unknown,
-        detail);
+        detail,
+        optionalMissing);
   }
 
   // The highest capability this kernel knows; CAP_BPF and CAP_PERFMON (5.8) are beyond it on older kernels.
@@ -451,6 +479,10 @@ public final class KernelProbe {
     String path = bpftrace.executable().toString();
     try {
       ChildProcess.Exit exit = bpftrace.version(COMMAND_TIMEOUT);
+      if (exit.timedOut()) {
+        return new HostCapabilities.BpftraceBinary(true, path, null,
+            "bpftrace --version did not exit within " + COMMAND_TIMEOUT.toSeconds() + " s and was killed");
+      }
       if (!exit.succeeded()) {
         return new HostCapabilities.BpftraceBinary(true, path, null,
             "bpftrace --version failed: " + Bpftrace.failureReason(exit));
@@ -475,10 +507,20 @@ public final class KernelProbe {
   }
 
   private HostCapabilities.AttachResult attach(Bpftrace bpftrace, String kind, String probe) {
-    String program = probe + " {} BEGIN { exit(); }";
+    // BEGIN runs once every probe attached: its line is the evidence. An exit status alone is not (a
+    // wrapper, a fake or a broken bpftrace can exit 0 having attached nothing).
+    String program = probe + " {} BEGIN { printf(\"" + ATTACHED_MARK + "\\n\"); exit(); }";
     try {
       ChildProcess.Exit exit = bpftrace.runProgram("bpftrace-" + kind, program, attachTimeout);
       long millis = exit.took().toMillis();
+      if (exit.timedOut()) {
+        return new HostCapabilities.AttachResult(false, probe,
+            "bpftrace did not exit within " + attachTimeout.toSeconds() + " s and was killed", millis);
+      }
+      if (exit.succeeded() && exit.stdout().lines().noneMatch(l -> l.strip().equals(ATTACHED_MARK))) {
+        return new HostCapabilities.AttachResult(false, probe, "bpftrace exited 0 without the line its BEGIN probe "
+            + "prints once the probe is attached: no evidence that it attached", millis);
+      }
       return exit.succeeded()
           ? new HostCapabilities.AttachResult(true, probe, "attached", millis)
           : new HostCapabilities.AttachResult(false, probe, Bpftrace.failureReason(exit), millis);
@@ -572,7 +614,7 @@ public final class KernelProbe {
 
   private static String lastLine(String text, String otherwise) {
     List<String> lines = text.lines().map(String::strip).filter(l -> !l.isEmpty()).toList();
-    return lines.isEmpty() ? otherwise : lines.get(lines.size() - 1);
+    return lines.isEmpty() ? otherwise : ChildText.printable(lines.get(lines.size() - 1)); // a child's bytes
   }
 
   private static String pathText(Path path) {

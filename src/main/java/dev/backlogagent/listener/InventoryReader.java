@@ -1,5 +1,6 @@
 package dev.backlogagent.listener;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.netlink.ListeningSocket;
 import dev.backlogagent.netlink.NetNamespaceEntry;
 import dev.backlogagent.netlink.SockDiag;
@@ -57,12 +58,18 @@ public final class InventoryReader {
   public record Scope(Long netns, Integer port) {
     public static final Scope ALL = new Scope(null, null);
 
-    boolean covers(long inode) {
+    /** Whether the namespace of this inode is read. */
+    public boolean covers(long inode) {
       return netns == null || netns == inode;
     }
 
+    /** Whether listeners on this port are read. */
+    public boolean coversPort(int p) {
+      return port == null || port == p;
+    }
+
     boolean covers(ListeningSocket socket) {
-      return port == null || port == socket.port();
+      return coversPort(socket.port());
     }
   }
 
@@ -118,7 +125,8 @@ public final class InventoryReader {
   }
 
   private Listener listener(NetNamespace ns, ListeningSocket socket, List<ProcessIdentity> owners) {
-    Long asked = requested.requested(ns.netns(), socket.address(), socket.port(), socket.backlog());
+    Long asked = requested.requested(new RequestedBacklogs.SocketSeen(ns.netns(), socket.inode(), socket.address(),
+        socket.port(), socket.backlog(), owners.stream().map(ProcessIdentity::pid).toList()));
     Set<ListenerFlag> flags = EnumSet.noneOf(ListenerFlag.class);
     if (socket.queue() > socket.backlog()) {
       flags.add(ListenerFlag.FULL);
@@ -131,7 +139,7 @@ public final class InventoryReader {
     }
     return new Listener(
         ns.netns(),
-        socket.family() == ListeningSocket.AF_INET6 ? "ipv6" : "ipv4",
+        AddressFamily.of(socket.family()).label(),
         socket.address(),
         socket.port(),
         socket.queue(),

@@ -2,6 +2,8 @@ package dev.backlogagent.listener;
 
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
+import dev.backlogagent.diagnosis.Finding;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -14,12 +16,13 @@ import java.util.Set;
  * @param key how the events named it
  * @param drops the rise of the listener's sk_drops over the interval (what ss's d column gained)
  * @param peakQueue the largest accept-queue length seen at a handshake, or -1 when no handshake was seen
+ * @param accepts connections accepted in the interval, -1 when accepts are not observed
  * @param dropsByReason packets freed at the listener, by kernel drop reason name
  * @param refusedByKind refused SYNs/ACKs by kind (accept, syn, cookie) — kprobe tier only
  * @param acceptWaitMicros accept-queue waits in the interval
  * @param queueDepths the accept-queue length at each handshake in the interval
- * @param troubles what kind of trouble the listener is in, from its own drops, its namespace's counter
- *     deltas and the events
+ * @param findings what the diagnosis found ({@link dev.backlogagent.diagnosis.Diagnosis}); each drop is in
+ *     exactly one finding, so the drop findings add up to {@code drops}
  */
 public record ListenerInterval(
     Listener listener,
@@ -28,11 +31,24 @@ public record ListenerInterval(
     long handshakes,
     long peakQueue,
     long synackRetransmits,
+    long accepts,
     Map<String, Long> dropsByReason,
     Map<String, Long> refusedByKind,
     List<BpftraceRecord.Bucket> acceptWaitMicros,
     List<BpftraceRecord.Bucket> queueDepths,
-    Set<Trouble> troubles) {
+    List<Finding> findings) {
+
+  /** The kinds of trouble found. */
+  public Set<Trouble> troubles() {
+    Set<Trouble> kinds = EnumSet.noneOf(Trouble.class);
+    findings.forEach(f -> kinds.add(f.trouble()));
+    return kinds;
+  }
+
+  /** How many of this kind were found (0 when none). */
+  public long count(Trouble trouble) {
+    return findings.stream().filter(f -> f.trouble() == trouble).mapToLong(Finding::count).sum();
+  }
 
   /** A percentile of the accept waits in microseconds (upper bound of its bucket), or -1 without waits. */
   public long acceptWaitPercentile(double p) {

@@ -1,65 +1,167 @@
 package dev.backlogagent.listener;
 
 import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.backlogagent.decode.TraceEvent;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * Remembers the backlog each listener asked for, from the listen() calls BPF saw. The kernel keeps only
- * the clamped value, so this is the only place the request survives — and since a server calls listen()
- * once, at start, the book is kept in a state file: the agent that saw the call writes it, and a later
- * {@code backlog-agent listeners} reads it. Bounded, so a host that opens listeners forever cannot grow it
- * without end.
+ * Remembers the backlog each listening socket asked for, from the listen() calls BPF saw. The kernel keeps
+ * only the clamped value, so this is the only place the request survives — and since a server calls
+ * listen() once, at start, the book is kept in a state file: the agent that saw the call writes it, and a
+ * later {@code backlog-agent listeners} reads it.
+ *
+ * <p>Keyed by the socket (its namespace and inode), not by the port: a server that stops and another that
+ * listens on the same port later are two sockets, and the second must not inherit the first's request.
+ * A listen() event names a port and a process, not a socket, so it waits as a pending call until an
+ * inventory shows the socket on that port held by that process, with the backlog the call granted; then
+ * it is kept under the socket's inode. Entries whose socket is gone are pruned by the next inventory that
+ * covers them. Bounded, so a host that opens listeners forever cannot grow it without end.
  */
 public final class RequestedBacklogBook implements RequestedBacklogs {
   private static final int MAX_ENTRIES = 65_536;
+  private static final int MAX_PENDING = 4_096;
+  /** The state file's format; 1 (a bare list keyed by namespace, address and port) is ignored. */
+  static final int FORMAT = 2;
   private static final System.Logger LOG = System.getLogger(RequestedBacklogBook.class.getName());
 
-  /** One listen() call as kept in the state file. */
-  public record Entry(long netns, String address, int port, long requested, long backlog) {}
+  /** One socket's listen() call as kept in the state file. */
+  public record Entry(long netns, long socketInode, int pid, String comm, String address, int port, long requested,
+      long backlog) {}
 
-  private record Key(long netns, String address, int port) {}
+  /** A listen() call not yet tied to its socket. */
+  public record Pending(long netns, String address, int port, int pid, String comm, long requested, long backlog,
+      long seenEpochMillis) {}
 
-  private final ConcurrentHashMap<Key, Entry> entries = new ConcurrentHashMap<>();
+  /** The state file. */
+  record StateFile(int format, List<Entry> sockets, List<Pending> pending) {}
+
+  private record SocketKey(long netns, long inode) {}
+
+  private final ConcurrentHashMap<SocketKey, Entry> entries = new ConcurrentHashMap<>();
+  private final List<Pending> pending = new ArrayList<>();
   private final ObjectMapper mapper = new ObjectMapper();
   private volatile boolean changed;
 
   public void record(TraceEvent.ListenCall call) {
-    if (entries.size() >= MAX_ENTRIES) {
-      entries.clear(); // rare; the next listen() calls refill it
+    synchronized (pending) {
+      if (pending.size() >= MAX_PENDING) {
+        pending.remove(0); // the oldest: its socket was never seen
+      }
+      // A newer call for the same port and process replaces an older one (listen() again to resize).
+      pending.removeIf(p -> p.netns() == call.key().netns() && p.port() == call.key().port()
+          && p.address().equals(call.key().address()) && p.pid() == call.pid());
+      pending.add(new Pending(call.key().netns(), call.key().address(), call.key().port(), call.pid(), call.comm(),
+          call.requestedBacklog(), call.backlog(), System.currentTimeMillis()));
     }
-    long netns = call.key().netns();
-    String address = call.key().address();
-    int port = call.key().port();
-    entries.put(new Key(netns, address, port), new Entry(netns, address, port, call.requestedBacklog(), call.backlog()));
     changed = true;
   }
 
   @Override
-  public Long requested(long netns, String address, int port, long backlog) {
-    Entry e = entries.get(new Key(netns, address, port));
-    return e == null || e.backlog() != backlog ? null : e.requested();
+  public Long requested(SocketSeen socket) {
+    SocketKey key = new SocketKey(socket.netns(), socket.inode());
+    Pending match = null;
+    synchronized (pending) {
+      // The newest call for this port by a holder of this socket, granting its backlog, is its call.
+      for (int i = pending.size() - 1; i >= 0; i--) {
+        Pending p = pending.get(i);
+        if (p.netns() == socket.netns() && p.port() == socket.port() && p.address().equals(socket.address())
+            && p.backlog() == socket.backlog() && socket.holders().contains(p.pid())) {
+          match = p;
+          pending.remove(i);
+          break;
+        }
+      }
+    }
+    if (match != null) {
+      if (entries.size() >= MAX_ENTRIES) {
+        entries.clear(); // rare; the next listen() calls refill it
+      }
+      entries.put(key, new Entry(socket.netns(), socket.inode(), match.pid(), match.comm(), match.address(), match.port(),
+          match.requested(), match.backlog()));
+      changed = true;
+    }
+    Entry e = entries.get(key);
+    return e == null || e.backlog() != socket.backlog() ? null : e.requested();
   }
 
-  /** Reads a state file; a missing one is an empty book, an unreadable one is logged and skipped. */
+  /**
+   * Forgets the sockets an inventory shows are gone: entries of namespaces it read, on ports it covered,
+   * whose socket it does not list; entries of namespaces that no longer exist (when it read them all);
+   * and pending calls seen before it started whose port it covered — their socket was closed before any
+   * inventory saw it.
+   */
+  public void prune(Inventory inventory, InventoryReader.Scope scope, Instant readStarted) {
+    Set<Long> namespaces = new HashSet<>();
+    inventory.namespaces().forEach(ns -> namespaces.add(ns.netns()));
+    Set<SocketKey> alive = new HashSet<>();
+    inventory.listeners().forEach(l -> alive.add(new SocketKey(l.netns(), l.socketInode())));
+    boolean everyNamespace = scope.netns() == null && inventory.skipped().isEmpty();
+    boolean removed = false;
+    for (Iterator<Map.Entry<SocketKey, Entry>> it = entries.entrySet().iterator(); it.hasNext(); ) {
+      Map.Entry<SocketKey, Entry> e = it.next();
+      Entry entry = e.getValue();
+      boolean read = namespaces.contains(entry.netns()) && scope.coversPort(entry.port());
+      boolean namespaceGone = everyNamespace && !namespaces.contains(entry.netns());
+      if ((read && !alive.contains(e.getKey())) || namespaceGone) {
+        it.remove();
+        removed = true;
+      }
+    }
+    synchronized (pending) {
+      removed |= pending.removeIf(p -> p.seenEpochMillis() < readStarted.toEpochMilli()
+          && ((namespaces.contains(p.netns()) && scope.coversPort(p.port())) || (everyNamespace && !namespaces.contains(p.netns()))));
+    }
+    if (removed) {
+      changed = true;
+    }
+  }
+
+  /** The sockets whose request is known (a copy), for tests and the state file. */
+  public List<Entry> entries() {
+    return List.copyOf(entries.values());
+  }
+
+  /**
+   * Reads a state file; a missing one is an empty book, an unreadable one or one in the old format (keyed
+   * by port) is logged in one line and ignored — it is rewritten at the next save.
+   */
   public static RequestedBacklogBook load(Path file) {
     RequestedBacklogBook book = new RequestedBacklogBook();
     if (file == null || !Files.isReadable(file)) {
       return book;
     }
     try {
-      List<Entry> list = book.mapper.readValue(file.toFile(), new TypeReference<List<Entry>>() {});
-      for (Entry e : list) {
-        book.entries.put(new Key(e.netns(), e.address(), e.port()), e);
+      if (Files.size(file) == 0) {
+        return book; // created empty (a test's temporary file, an interrupted first save)
       }
-    } catch (IOException e) {
+      JsonNode tree = book.mapper.readTree(file.toFile());
+      if (tree == null || !tree.isObject() || tree.path("format").asInt() != FORMAT) {
+        LOG.log(System.Logger.Level.WARNING,
+            "ignoring state file {0}: not format " + FORMAT + " (an older agent keyed requested backlogs by port); it is rewritten at the next save",
+            file);
+        return book;
+      }
+      StateFile state = book.mapper.convertValue(tree, new TypeReference<StateFile>() {});
+      for (Entry e : state.sockets() == null ? List.<Entry>of() : state.sockets()) {
+        book.entries.put(new SocketKey(e.netns(), e.socketInode()), e);
+      }
+      if (state.pending() != null) {
+        book.pending.addAll(state.pending());
+      }
+    } catch (IOException | IllegalArgumentException e) {
       LOG.log(System.Logger.Level.WARNING, "ignoring unreadable state file {0}: {1}", file, e.getMessage());
     }
     return book;
@@ -74,7 +176,11 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
     try {
       Files.createDirectories(file.getParent());
       Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-      mapper.writeValue(tmp.toFile(), new ArrayList<>(entries.values()));
+      List<Pending> waiting;
+      synchronized (pending) {
+        waiting = List.copyOf(pending);
+      }
+      mapper.writeValue(tmp.toFile(), new StateFile(FORMAT, new ArrayList<>(entries.values()), waiting));
       Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     } catch (IOException e) {
       changed = true;

@@ -1,5 +1,7 @@
 package dev.backlogagent.listener;
 
+import java.util.List;
+
 /**
  * What applications asked for in listen(), as far as the agent has seen those calls. Only BPF sees the
  * requested value (the kernel keeps just the clamped one), so without it every listener's request is unknown.
@@ -7,11 +9,19 @@ package dev.backlogagent.listener;
 @FunctionalInterface
 public interface RequestedBacklogs {
   /** Knows no request: the inventory without BPF. */
-  RequestedBacklogs UNKNOWN = (netns, address, port, backlog) -> null;
+  RequestedBacklogs UNKNOWN = socket -> null;
 
   /**
-   * The backlog last requested for this listener, or null when no listen() call for it was seen — or
-   * when the call seen granted another backlog than {@code backlog}, so it was for an earlier socket.
+   * A listening socket as the inventory sees it.
+   *
+   * @param inode the socket's inode: a new socket on the same port is another listener
+   * @param holders the pids of the processes holding it
    */
-  Long requested(long netns, String address, int port, long backlog);
+  record SocketSeen(long netns, long inode, String address, int port, long backlog, List<Integer> holders) {}
+
+  /**
+   * The backlog requested by the listen() call that made this socket listen, or null when no such call
+   * was seen — or when the call seen granted another backlog than the socket has now.
+   */
+  Long requested(SocketSeen socket);
 }

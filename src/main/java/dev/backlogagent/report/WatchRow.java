@@ -5,7 +5,8 @@ import dev.backlogagent.listener.Listener;
 import dev.backlogagent.listener.ListenerFlag;
 import dev.backlogagent.listener.ListenerInterval;
 import dev.backlogagent.listener.NetNamespace;
-import dev.backlogagent.listener.Trouble;
+import dev.backlogagent.diagnosis.Finding;
+import dev.backlogagent.diagnosis.Sentences;
 import dev.backlogagent.procfs.NamespaceSysctls;
 import dev.backlogagent.procfs.ProcessIdentity;
 import java.util.ArrayList;
@@ -89,7 +90,7 @@ public record WatchRow(
           drops / seconds,
           synacks / seconds,
           li == null ? -1 : li.acceptWaitPercentile(0.99),
-          diagnosis(l, ns == null ? null : ns.sysctls(), li == null ? Set.of() : li.troubles(), drops, synacks)));
+          diagnosis(l, ns == null ? null : ns.sysctls(), li == null ? List.of() : li.findings(), drops, synacks)));
     }
     rows.sort(WORST_FIRST);
     return rows;
@@ -103,29 +104,23 @@ public record WatchRow(
     return p.comm() + "[" + p.pid() + "]" + (processes.size() > 1 ? "+" + (processes.size() - 1) : "");
   }
 
-  /** The trouble of this interval first, then what the listener's state and flags say on their own. */
-  static String diagnosis(Listener l, NamespaceSysctls s, Set<Trouble> troubles, long drops, long synackRetransmits) {
-    if (troubles.contains(Trouble.ACCEPT_QUEUE_OVERFLOW) && drops > 0) {
-      return "accept queue overflow: " + TraceLines.backlogStory(l, s);
-    }
-    if (troubles.contains(Trouble.SYN_QUEUE_OVERFLOW) && drops > 0) {
-      return "SYN queue overflow (a SYN flood, or final ACKs lost)"
-          + (s == null ? "" : "; tcp_syncookies=" + s.tcpSyncookies() + ", tcp_max_syn_backlog=" + s.tcpMaxSynBacklog());
-    }
-    if (troubles.contains(Trouble.SYNCOOKIES)) {
-      return "SYN queue full, answered with SYN cookies" + (s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies() + ")");
+  /** The trouble of this interval first (in the diagnosis's words), then what the listener's state and flags say on their own. */
+  static String diagnosis(Listener l, NamespaceSysctls s, List<Finding> findings, long drops, long synackRetransmits) {
+    java.util.Optional<Finding> lead = Sentences.lead(findings);
+    if (lead.isPresent()) {
+      return Sentences.headline(lead.get(), l, s);
     }
     if (drops > 0) {
       return "dropping at the door; no queue was seen full";
     }
     if (l.full()) {
-      return "accept queue full now: " + TraceLines.backlogStory(l, s);
+      return "accept queue full now: " + Sentences.backlogStory(l, s);
     }
     if (synackRetransmits > 0) {
       return "SYN-ACKs retransmitted: half-open connections wait for a final ACK";
     }
     if (l.flags().contains(ListenerFlag.TRUNCATED)) {
-      return TraceLines.backlogStory(l, s);
+      return Sentences.backlogStory(l, s);
     }
     return "";
   }

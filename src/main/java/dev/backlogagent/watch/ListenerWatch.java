@@ -12,6 +12,7 @@ import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.decode.TraceEventDecoder;
 import dev.backlogagent.bcc.LibbpfToolsTier;
 import dev.backlogagent.ftrace.FtraceTier;
+import dev.backlogagent.kernel.ChildProcess;
 import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.kernel.KernelProbe;
 import dev.backlogagent.kernel.Tier;
@@ -40,6 +41,8 @@ import java.util.function.Predicate;
  */
 public final class ListenerWatch implements AutoCloseable {
   private static final System.Logger LOG = System.getLogger(ListenerWatch.class.getName());
+  /** How often the programs print and clear their maps ($1). */
+  static final long FLUSH_SECONDS = 1;
 
   /**
    * What to watch and how.
@@ -115,7 +118,7 @@ public final class ListenerWatch implements AutoCloseable {
     this.requested = RequestedBacklogBook.load(settings.stateFile());
     this.reader = InventoryReader.ofHost(requested);
     this.correlator = new ListenerCorrelator(TracepointSymbols.dropReasons());
-    this.workDirectory = Files.createTempDirectory("backlog-agent-");
+    this.workDirectory = WorkDirectory.create(Path.of(System.getProperty("java.io.tmpdir")));
   }
 
   /**
@@ -154,13 +157,33 @@ public final class ListenerWatch implements AutoCloseable {
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
     // Each concern's program by what this kernel's tracepoints offer (variants for older kernels).
     List<ProgramChoice> choices = ProgramChoice.choose(tier, fentry, settings.states(), TracepointFormats.ofThisKernel());
-    long intervalSeconds = Math.max(1, settings.interval().toSeconds());
+    if (!choices.isEmpty()) {
+      try {
+        // As root, run no bpftrace that others could replace, whichever tier was asked for.
+        dev.backlogagent.config.FileTrust.forThisProcess().checkExecutable(bpftracePath.isAbsolute() ? bpftracePath
+            : ChildProcess.findExecutable(bpftracePath.toString()).orElse(bpftracePath), "bpftrace executable");
+      } catch (dev.backlogagent.config.ConfigException e) {
+        throw new IOException(e.getMessage(), e);
+      }
+    }
     long probeMillis = host.attach() != null && host.attach().tracepoint() != null ? host.attach().tracepoint().millis() : 0;
     Duration floor = settings.attachTimeout() == null ? Tracing.DEFAULT_ATTACH_TIMEOUT : settings.attachTimeout();
-    Tracing.Launch launch = new Tracing.Launch(bpftracePath,
-        List.of(Long.toString(intervalSeconds), Long.toString(settings.slowAcceptMillis())),
-        workDirectory, Tracing.attachDeadline(floor, probeMillis), host.btf() == null ? Map.of() : host.btf().bpftraceEnvironment());
+    // The programs flush their maps every second whatever the interval (the correlator adds the flushes up):
+    // a child killed with SIGKILL, which prints nothing on the way out, then takes at most a second of counts.
+    Tracing.Launch launch = Tracing.Launch.fitting(bpftracePath,
+        List.of(Long.toString(FLUSH_SECONDS), Long.toString(settings.slowAcceptMillis())),
+        workDirectory, floor, probeMillis, host.btf() == null ? Map.of() : host.btf().bpftraceEnvironment());
     tracing = Tracing.start(choices, settings.programs(), launch, this::take);
+    List<Concern> running = tracing.running();
+    correlator.acceptsObserved(running.contains(Concern.ACCEPT_WAIT)); // every variant sees each accept
+    // The baseline again, now that the programs see: the first interval then starts when tracing does,
+    // instead of spanning the seconds bpftrace took to compile and attach.
+    synchronized (inventoryLock) {
+      Inventory attached = reader.read(settings.scope());
+      lastReadNanos = System.nanoTime();
+      latest.set(attached);
+      correlator.close(attached);
+    }
   }
 
   // The ftrace tier: no BPF, no child; its events join the same pipeline as the programs' records.
@@ -203,7 +226,9 @@ public final class ListenerWatch implements AutoCloseable {
         continue;
       }
       correlator.accept(event);
-      if (observer != null && (event instanceof TraceEvent.ListenCall || event instanceof TraceEvent.ResetSent
+      // Resets are not handed on one by one: the correlator sums them per interval (a flood's spoofed sources
+      // would otherwise make the inventory be read again for each).
+      if (observer != null && (event instanceof TraceEvent.ListenCall
           || event instanceof TraceEvent.SlowAccept || event instanceof TraceEvent.OverflowStart)) {
         observe(event);
       }
@@ -263,6 +288,7 @@ public final class ListenerWatch implements AutoCloseable {
 
   /** Reads the inventory and closes the correlator's interval; keeps the requested-backlog book on disk. */
   public IntervalReport closeInterval() throws IOException {
+    java.time.Instant readStarted = java.time.Instant.now();
     Inventory now;
     List<TraceEvent> waiting;
     synchronized (inventoryLock) {
@@ -272,6 +298,7 @@ public final class ListenerWatch implements AutoCloseable {
       waiting = List.copyOf(held);
       held.clear();
     }
+    requested.prune(now, settings.scope(), readStarted);
     for (String skipped : now.skipped()) {
       LOG.log(System.Logger.Level.INFO, "skipped {0}", skipped);
     }
@@ -282,6 +309,18 @@ public final class ListenerWatch implements AutoCloseable {
     IntervalReport report = correlator.close(now);
     requested.saveIfChanged(settings.stateFile());
     return report;
+  }
+
+  /**
+   * Reads the inventory now, between intervals (fresh gauges for an exporter); the interval is not closed.
+   */
+  public Inventory readInventory() throws IOException {
+    synchronized (inventoryLock) {
+      Inventory now = reader.read(settings.scope());
+      lastReadNanos = System.nanoTime();
+      latest.set(now);
+      return now;
+    }
   }
 
   public Tier tier() {

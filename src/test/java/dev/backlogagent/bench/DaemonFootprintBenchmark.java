@@ -117,6 +117,59 @@ class DaemonFootprintBenchmark {
     System.out.printf(Locale.ROOT, "target: JVM RSS under 100 MB: %s (%.1f MB)%n%n", worst < 100 * 1024 ? "met" : "MISSED", worst / 1024.0);
   }
 
+  /**
+   * 10,000 listeners on the host (one process in a namespace of the benchmark's own) and the default
+   * configuration (500 exported): the daemon's RSS over a phase with a scrape every 15 s. Target: under
+   * 100 MB. {@code -Dtest=DaemonFootprintBenchmark#tenThousandListeners}
+   */
+  @Test
+  void tenThousandListeners() throws Exception {
+    KernelTests.assumeKernel("daemon footprint with 10,000 listeners");
+    KernelTests.requireCommand("python3");
+    Path launcher = Path.of("agent", "backlog-agent").toAbsolutePath();
+    KernelTests.require(Files.isReadable(Path.of("target", "backlog-agent.jar")), "target/backlog-agent.jar");
+    Files.createDirectories(WORK);
+    Path many = WORK.resolve("many.py").toAbsolutePath();
+    Files.writeString(many, String.join("\n",
+        "import resource, socket, sys, time",
+        "n = int(sys.argv[1])",
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (n + 100, n + 100))",
+        "socks = []",
+        "for i in range(n):",
+        "    s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(16); socks.append(s)",
+        "print('listening', n, flush=True)",
+        "time.sleep(float(sys.argv[2]))", ""));
+    int prometheus = DaemonProcess.freePort();
+    Path config = DaemonProcess.config(Files.createDirectories(WORK.resolve("etc-many")), """
+        state_file: %s
+        exporters: {prometheus: {port: %d}}
+        """.formatted(WORK.resolve("state-many.json").toAbsolutePath(), prometheus));
+    try (BenchNetns ns = BenchNetns.create("many")) {
+      Process listeners = new ProcessBuilder("ip", "netns", "exec", ns.name(), "python3", many.toString(), "10000",
+          Integer.toString(PHASE_S + 120)).redirectErrorStream(true).start();
+      String ready = new BufferedReader(new InputStreamReader(listeners.getInputStream(), StandardCharsets.UTF_8)).readLine();
+      KernelTests.require(ready != null && ready.startsWith("listening"), "10,000 listeners (" + ready + ")");
+      Process daemon = new ProcessBuilder(launcher.toString(), "run", "--config", config.toString())
+          .redirectErrorStream(true).redirectOutput(WORK.resolve("many-daemon.log").toFile()).start();
+      try {
+        Thread.sleep(20_000); // warm-up: class loading, the first intervals and scrapes
+        Phase p = sample("10k lsnrs", daemon.pid(), prometheus, PHASE_S, null);
+        String summary = Files.readAllLines(WORK.resolve("many-daemon.log")).stream()
+            .filter(l -> l.contains(" listeners in ")).reduce((a, b) -> b).orElse("(no summary line)");
+        System.out.printf(Locale.ROOT, "%n10,000 listeners on the host, default config (%d s): JVM RSS max %.1f MB, last %.1f MB, "
+            + "CPU %.2f s/min%nlast summary: %s%n", PHASE_S, p.maxJvmKb() / 1024.0, p.lastJvmKb() / 1024.0,
+            p.jvmCpuPerMinute(), summary);
+        System.out.printf(Locale.ROOT, "target: JVM RSS under 100 MB: %s%n%n", p.maxJvmKb() < 100 * 1024 ? "met" : "MISSED");
+      } finally {
+        daemon.destroy();
+        daemon.waitFor(10, TimeUnit.SECONDS);
+        daemon.destroyForcibly();
+        listeners.destroyForcibly();
+        listeners.waitFor(5, TimeUnit.SECONDS);
+      }
+    }
+  }
+
   private static Phase sample(String name, long pid, int prometheus, int seconds, Thread until) throws Exception {
     long jvmTicks0 = TracerCost.ticks(pid);
     long childTicks0 = childTicks(pid);

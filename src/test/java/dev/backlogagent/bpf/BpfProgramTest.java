@@ -39,4 +39,39 @@ class BpfProgramTest {
     assertThat(text).contains("kprobe:f { if (1) { @b = count(); } }");
     assertThat(BpfProgram.combine(List.of(a, b)).concerns()).containsExactly(Concern.LISTEN, Concern.SYN_REFUSED);
   }
+
+  @Test
+  void probesOfSeveralConcernsOnOneTracepointBecomeOneProbeWithEachPredicateAsAnIf() {
+    BpfProgram handshakes = new BpfProgram(List.of(Concern.HANDSHAKES), String.join("\n",
+        "// a comment { with a brace",
+        "tracepoint:sock:inet_sock_set_state",
+        "/args->oldstate == 10 && args->newstate == 3/",
+        "{",
+        "  $sk = (struct sock *)args->skaddr;",
+        "  @handshakes[$sk->__sk_common.skc_num] = count();",
+        "}",
+        "interval:s:$1 { print(@handshakes); clear(@handshakes); }",
+        "END {", "  clear(@handshakes);", "}", ""));
+    BpfProgram states = new BpfProgram(List.of(Concern.STATES), String.join("\n",
+        "tracepoint:sock:inet_sock_set_state",
+        "/args->protocol == 6/",
+        "{",
+        "  @states[args->oldstate, args->newstate] = count();",
+        "}",
+        "interval:s:$1 { print(@states); clear(@states); }", ""));
+    String text = BpfProgram.combine(List.of(handshakes, states)).source();
+    assertThat(text.split("tracepoint:sock:inet_sock_set_state", -1)).as(text).hasSize(2);
+    assertThat(text).containsSubsequence("// ---- handshakes+states ----", "tracepoint:sock:inet_sock_set_state\n{",
+        "if (args->oldstate == 10 && args->newstate == 3) {", "@handshakes[", "if (args->protocol == 6) {", "@states[");
+    assertThat(text.split("interval:s:\\$1", -1)).hasSize(3); // other probes stay as they were
+  }
+
+  @Test
+  void probesThatShareAVariableNameStayApart() {
+    BpfProgram a = new BpfProgram(List.of(Concern.HANDSHAKES), "tracepoint:tcp:x { $v = 1; @a = count(); }\n");
+    BpfProgram b = new BpfProgram(List.of(Concern.STATES), "tracepoint:tcp:x /args->y/ { $v = \"text\"; @b = count(); }\n");
+    String text = BpfProgram.combine(List.of(a, b)).source();
+    assertThat(text.split("tracepoint:tcp:x", -1)).hasSize(3);
+    assertThat(text).doesNotContain("if (args->y)");
+  }
 }

@@ -60,6 +60,19 @@ class ProgramChoiceTest {
     assertThat(status.get(Concern.SYN_REFUSED).line()).startsWith("syn_refused: cannot: needs the kprobe tier");
   }
 
+  @ParameterizedTest(name = "{0}")
+  @CsvSource(delimiter = '|', textBlock = """
+      host-6.18.44       | drops-no-rx-sk.bt drops-no-reason.bt
+      debian12-6.1.0-57  | drops-no-reason.bt
+      debian11-5.10.0-32 | ''
+      """)
+  void theVariantsThatFitTooAreTheFallbacksTriedWhenTheChosenOneDoesNotAttach(String kernel, String fallbacks) {
+    ProgramChoice drops = ProgramChoice.choose(Tier.TRACEPOINT, false, false, TracepointFormats.at(FORMATS.resolve(kernel)))
+        .stream().filter(c -> c.concern() == Concern.DROPS).findFirst().orElseThrow();
+    assertThat(drops.fallbacks()).extracting(ProgramVariant::file)
+        .containsExactly(fallbacks.isBlank() ? new String[0] : fallbacks.split(" "));
+  }
+
   @Test
   void aTracepointMissingAltogetherMeansTheConcernCannotRunAndSaysWhichOne() throws Exception {
     // A kernel without tcp_send_reset (before 4.16): every variant needs it.

@@ -114,5 +114,29 @@ class TracingTest {
     assertThat(Tracing.attachDeadline(floor, 300)).isEqualTo(floor); // this VM: a one-probe attach in 0.3 s
     assertThat(Tracing.attachDeadline(floor, 3_500)).isEqualTo(Duration.ofSeconds(105)); // TCG guest: 3.5 s
     assertThat(Tracing.attachDeadline(floor, 0)).isEqualTo(floor); // unknown
+    // bpftrace's "attached_probes" claim must hold longer where the verifier is slow.
+    assertThat(Tracing.Launch.fitting(Path.of("bpftrace"), List.of(), dir, floor, 300, java.util.Map.of()).attachGrace())
+        .isEqualTo(ProgramSupervisor.DEFAULT_ATTACH_GRACE);
+    assertThat(Tracing.Launch.fitting(Path.of("bpftrace"), List.of(), dir, floor, 3_500, java.util.Map.of()).attachGrace())
+        .isEqualTo(Duration.ofMillis(10_500));
+  }
+
+  @Test
+  void onASlowMachineARefusalThatComesSecondsAfterTheAttachClaimIsStillAFailure() throws Exception {
+    // bpftrace prints "attached_probes" before the verifier has seen every probe; in an emulated guest the
+    // refusal can come seconds later. Here it comes after 2.5 s: past the 1.5 s grace of a fast machine.
+    Path slowVerifier = dir.resolve("slow-verifier-bpftrace");
+    Files.writeString(slowVerifier, String.join("\n", "#!/bin/sh",
+        "echo '{\"type\": \"attached_probes\", \"data\": {\"probes\": 3}}'",
+        "sleep 2.5",
+        "echo 'ERROR: Error loading program: tracepoint:sock:inet_sock_set_state (the verifier refused it)' >&2",
+        "exit 1", ""));
+    Files.setPosixFilePermissions(slowVerifier, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+    Tracing.Launch slowMachine = Tracing.Launch.fitting(slowVerifier, List.of(), dir, Duration.ofSeconds(30), 3_500, java.util.Map.of());
+    try (Tracing tracing = Tracing.start(List.of(new BpfProgram(List.of(Concern.HANDSHAKES), COUNT)), slowMachine, r -> {})) {
+      assertThat(tracing.running()).isEmpty();
+      assertThat(tracing.failures()).singleElement()
+          .satisfies(f -> assertThat(f.reason()).contains("Error loading program"));
+    }
   }
 }

@@ -39,12 +39,15 @@ class ConcernStatusLinesTest {
     KernelTests.assumeKernel("concern status lines on this kernel");
   }
 
-  /** A copy of bpf/ whose {@code file} reads a field no tracepoint has: it compiles nowhere. */
-  private Path programsWithBroken(String file) throws Exception {
+  /** A copy of bpf/ whose {@code files} read a field no tracepoint has: they compile nowhere. */
+  private Path programsWithBroken(String... files) throws Exception {
     Path programs = dir.resolve("programs");
     copy(BPF, programs);
-    Path broken = programs.resolve(file);
-    Files.writeString(broken, Files.readString(broken).replace("args->skaddr", "args->no_such_field"));
+    for (String file : files) {
+      Path broken = programs.resolve(file);
+      Files.writeString(broken, Files.readString(broken).replace("args->skaddr", "args->no_such_field")
+          .replace("args->rx_sk", "args->no_such_field"));
+    }
     return programs;
   }
 
@@ -66,14 +69,17 @@ class ConcernStatusLinesTest {
 
   @Test
   void doctorSaysWhichConcernsRunAndWhyOneCannot() throws Exception {
-    Path programs = programsWithBroken("handshakes.bt");
+    // handshakes has no other program; drops has variants, and the next that fits runs in its place.
+    Path programs = programsWithBroken("handshakes.bt", "drops.bt");
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
     int exit = BacklogAgent.execute(new PrintWriter(out), new PrintWriter(err), "doctor", "--programs", programs.toString());
     assertThat(exit).as(err.toString()).isEqualTo(ExitCode.OK);
     List<String> concerns = out.toString().lines().filter(l -> l.startsWith("concern ")).toList();
-    assertThat(concerns).hasSize(8).contains("concern listen: runs (listen.bt)", "concern drops: runs (drops.bt)",
-        "concern states: off (not asked for)");
+    assertThat(concerns).hasSize(8).contains("concern listen: runs (listen.bt)", "concern states: off (not asked for)");
+    assertThat(concerns).anySatisfy(l -> assertThat(l)
+        .startsWith("concern drops: degraded, runs drops-no-rx-sk.bt: no rx_sk in kfree_skb")
+        .contains("(drops.bt does not attach: ").contains("no_such_field"));
     assertThat(concerns).anySatisfy(l -> assertThat(l)
         .startsWith("concern handshakes: cannot: handshakes.bt does not attach: ").contains("no_such_field"));
     assertThat(concerns).anySatisfy(l -> assertThat(l).startsWith("concern syn_refused: cannot: needs the kprobe tier"));

@@ -104,7 +104,7 @@ class ListenersCommandTest {
     err.getBuffer().setLength(0);
     assertThat(run("listeners", "--netns", "4000000")).isEqualTo(ExitCode.BAD_INPUT);
     assertThat(err.toString().lines().count()).isEqualTo(1);
-    assertThat(err.toString()).contains("no process with that pid");
+    assertThat(err.toString()).contains("no process with pid 4000000");
     err.getBuffer().setLength(0);
     assertThat(run("listeners", "--interval", "0")).isEqualTo(ExitCode.BAD_INPUT);
     assertThat(run("listeners", "--port", "eighty")).isEqualTo(ExitCode.BAD_INPUT);

@@ -91,7 +91,9 @@ class WatchCommandTest {
         assertThat((double) overflowsPerSecond).isCloseTo(dropsPerSecond,
             org.assertj.core.data.Offset.offset(Math.max(2.0, dropsPerSecond * 0.05)));
         long ssDrops = ns.ss().port(overflowing.port()).drops();
-        assertThat(dropsPerSecond).isLessThanOrEqualTo(ssDrops);
+        // A rate over the real time between two inventories: an interval can be a little under its second
+        // (the inventory read that ends it took less time than the one that began it).
+        assertThat(dropsPerSecond).isLessThanOrEqualTo(ssDrops / 0.8);
         assertThat(columns(screen.get(FIRST_ROW + 1))).startsWith(ns.name(), "127.0.0.1:" + half.port(),
             "python3[" + half.pid() + "]", "3/8", "8", "0");
         assertThat(columns(screen.get(FIRST_ROW + 2))).startsWith(ns.name(), "127.0.0.1:" + idle.port(),

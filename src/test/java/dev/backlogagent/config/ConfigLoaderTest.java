@@ -117,7 +117,7 @@ class ConfigLoaderTest {
       "interval: 10 parsecs                 | key 'interval': '10 parsecs' is not a duration (examples: 500ms, 10s, 5m, 1h)",
       "interval: 0s                         | key 'interval': must be between 1s and 1h, got 0s",
       "tier: fast                           | key 'tier': 'fast' is not one of auto, kprobe, tracepoint, libbpf-tools, ftrace, counters",
-      "listeners: {max: 0}                  | key 'listeners.max': must be between 1 and 100000, got 0",
+      "listeners: {max: 0}                  | key 'listeners.max': must be between 1 and 750 (what the agent's heap can export; see docs/hardening.md), got 0",
       "listeners: {max: many}               | key 'listeners.max': expected a whole number",
       "listeners: {ports: [80, 70000]}      | key 'listeners.ports': each port must be between 1 and 65535, got 70000",
       "listeners: {ports: 80}               | key 'listeners.ports': expected a list",

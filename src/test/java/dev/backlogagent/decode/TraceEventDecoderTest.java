@@ -118,6 +118,12 @@ class TraceEventDecoderTest {
     "{\"type\": \"printf\"}",
     "[1,2,3]",
     "{\"type\": \"map\", \"data\": {\"@x\": 1}} trailing",
+    // a 26-digit count fits no kernel map (u64): it is not a count
+    "{\"type\": \"map\", \"data\": {\"@handshakes\": {\"1,2,10.0.0.1,80\": 12345678901234567890123456}}}",
+    "{\"type\": \"map\", \"data\": {\"@handshakes\": 12345678901234567890123456}}",
+    "{\"type\": \"map\", \"data\": {\"@handshakes\": {\"1,2,10.0.0.1,80\": 1.5}}}",
+    "{\"type\": \"hist\", \"data\": {\"@queue_depth\": {\"1,2,10.0.0.1,80\": [{\"min\": 0, \"max\": 1, \"count\": 123456789012345678901234567}]}}}",
+    "{\"type\": \"lost_events\", \"data\": {\"events\": 123456789012345678901234567}}",
   })
   void truncatedOrGarbledLinesAreMalformedNotFatal(String line) {
     assertThatThrownBy(() -> reader.read(line)).isInstanceOf(BpftraceJsonReader.MalformedLineException.class);
@@ -135,6 +141,33 @@ class TraceEventDecoderTest {
   void recordsThatBreakTheContractAreUndecodable(String line) throws Exception {
     BpftraceRecord record = reader.read(line);
     assertThatThrownBy(() -> decoder.decode(record)).isInstanceOf(TraceEventDecoder.UndecodableException.class);
+  }
+
+  @Test
+  void aMapPrintWithMoreKeysThanAChildCanHoldIsMalformedAndOneAtTheBoundIsRead() throws Exception {
+    assertThatThrownBy(() -> reader.read(mapLine(BpftraceJsonReader.MAX_KEYS + 1)))
+        .isInstanceOf(BpftraceJsonReader.MalformedLineException.class).hasMessageContaining("more than 16384 keys");
+    BpftraceRecord.MapDump dump = (BpftraceRecord.MapDump) reader.read(mapLine(BpftraceJsonReader.MAX_KEYS));
+    assertThat(dump.values()).hasSize(BpftraceJsonReader.MAX_KEYS);
+    assertThat(dump.values().get(List.of("4026531840", "2", "10.0.0.7", "80"))).isEqualTo(7);
+  }
+
+  private static String mapLine(int keys) {
+    StringBuilder b = new StringBuilder("{\"type\": \"map\", \"data\": {\"@handshakes\": {");
+    for (int i = 0; i < keys; i++) {
+      b.append(i == 0 ? "" : ", ").append("\"4026531840,2,10.0.").append(i >> 8).append('.').append(i & 255)
+          .append(",80\": ").append(i);
+    }
+    return b.append("}}}").toString();
+  }
+
+  @Test
+  void anEventWhoseNumberDoesNotFitSixtyFourBitsIsUndecodable() throws Exception {
+    BpftraceRecord record = reader.read("{\"type\": \"printf\", \"data\": \"{\\\"ev\\\":\\\"listen\\\",\\\"netns\\\":1,"
+        + "\\\"family\\\":2,\\\"addr\\\":\\\"1.2.3.4\\\",\\\"port\\\":80,\\\"pid\\\":1,\\\"comm\\\":\\\"a\\\","
+        + "\\\"requested_backlog\\\":12345678901234567890123456,\\\"backlog\\\":1}\"}");
+    assertThatThrownBy(() -> decoder.decode(record)).isInstanceOf(TraceEventDecoder.UndecodableException.class)
+        .hasMessageContaining("requested_backlog");
   }
 
   @Test

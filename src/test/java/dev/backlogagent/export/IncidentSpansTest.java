@@ -3,6 +3,8 @@ package dev.backlogagent.export;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.backlogagent.decode.ListenerKey;
+import dev.backlogagent.diagnosis.AcceptPace;
+import dev.backlogagent.diagnosis.Finding;
 import dev.backlogagent.listener.IntervalReport;
 import dev.backlogagent.listener.Inventory;
 import dev.backlogagent.listener.Listener;
@@ -47,9 +49,9 @@ class IncidentSpansTest {
         List.of(new NetNamespace(WEB.netns(), null, SYSCTLS, new ListenCounters(0, 0, 0, 0, 0, 0, 0))), List.of(WEB),
         T0.plusSeconds(n), List.of());
     List<ListenerInterval> listeners = drops == 0 ? List.of() : List.of(new ListenerInterval(WEB,
-        new ListenerKey(WEB.netns(), 2, "0.0.0.0", 8080), drops, 10, 64, 0, Map.of(), Map.of(), List.of(), List.of(),
-        Set.of(Trouble.ACCEPT_QUEUE_OVERFLOW)));
-    return new IntervalReport(T0.plusSeconds(n), Duration.ofSeconds(1), inventory, Map.of(), listeners, Map.of(), Map.of());
+        new ListenerKey(WEB.netns(), 2, "0.0.0.0", 8080), drops, 10, 64, 0, 0, Map.of(), Map.of(), List.of(), List.of(),
+        List.of(new Finding(Trouble.ACCEPT_QUEUE_OVERFLOW, drops, AcceptPace.STALLED, 0, false))));
+    return new IntervalReport(T0.plusSeconds(n), Duration.ofSeconds(1), inventory, Map.of(), listeners, Map.of(), Map.of(), List.of());
   }
 
   @Test
@@ -80,8 +82,9 @@ class IncidentSpansTest {
       assertThat(span.getAttributes().get(AttributeKey.longKey("process.pid"))).isEqualTo(812);
       assertThat(span.getAttributes().get(AttributeKey.stringArrayKey("tcp.listen.overflow.kind"))).containsExactly("accept_queue");
       assertThat(span.getAttributes().get(AttributeKey.stringKey("backlog_agent.diagnosis"))).isEqualTo(
-          "nginx[812] 0.0.0.0:8080 dropped 42 packets because its accept queue was full (65/64): the application does "
-              + "not accept fast enough for its backlog; backlog requested 1024, clamped by net.core.somaxconn=64.");
+          "nginx[812] 0.0.0.0:8080: accept queue full 65/64 — 42 SYNs and third ACKs dropped in 3 s; the application "
+              + "accepted no connection in 3 s: it is stalled (a bigger backlog would not help); backlog requested 1024, "
+              + "clamped by net.core.somaxconn=64.");
       assertThat(span.getStatus().getStatusCode()).isEqualTo(StatusCode.ERROR);
     });
     assertThat(incidents.openIncidents()).isZero();

@@ -97,6 +97,6 @@ class TierChoiceTest {
   }
 
   private static HostCapabilities.Capabilities caps(List<String> missing) {
-    return new HostCapabilities.Capabilities("0", List.of(), missing, List.of(), null);
+    return new HostCapabilities.Capabilities("0", List.of(), missing, List.of(), null, List.of());
   }
 }

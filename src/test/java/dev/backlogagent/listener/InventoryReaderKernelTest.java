@@ -84,7 +84,9 @@ class InventoryReaderKernelTest {
       assertThat(read(ns).namespace(ns.inode()).orElseThrow().sysctls().somaxconn()).isEqualTo(64);
 
       // Once BPF has seen the listen(1024) call, the same listener is flagged truncated.
-      RequestedBacklogs seen = (netns, address, port, backlog) -> netns == l.netns() && port == l.port() ? 1024L : null;
+      // The inventory asks by socket, with the processes holding it (the book ties a call to them).
+      RequestedBacklogs seen = socket -> socket.netns() == l.netns() && socket.inode() == l.socketInode()
+          && socket.holders().contains((int) server.pid()) ? 1024L : null;
       Inventory withRequests =
           InventoryReader.ofHost(seen).read(new InventoryReader.Scope(ns.inode(), server.port()));
       Listener known = only(withRequests, server.port());

@@ -185,10 +185,14 @@ final class CellChecks {
     }
     long reqqFull = CellOutput.delta(s, "TcpExtTCPReqQFullDrop");
     long ssDrops = CellOutput.Ss.parse(s.path("ss").asText()).map(CellOutput.Ss::drops).orElse(-1L);
-    List<JsonNode> lines = out.lines(phase, s, "syn_queue_overflow", PORT);
+    // SYN-side drops are split by the namespace's counters (docs/diagnosis.md): syn_queue_overflow for those
+    // TCPReqQFullDrop counted, syn_dropped for the rest (5.10 sheds unproven peers at three quarters of
+    // tcp_max_syn_backlog without TCPReqQFullDrop); together they are the listener's own drops.
+    List<JsonNode> lines = new java.util.ArrayList<>(out.lines(phase, s, "syn_queue_overflow", PORT));
+    lines.addAll(out.lines(phase, s, "syn_dropped", PORT));
     long agent = lines.stream().mapToLong(l -> l.path("drops").asLong()).sum();
     boolean pids = !lines.isEmpty() && lines.stream().allMatch(l -> l.path("pid").asLong() == s.path("pid").asLong());
-    boolean right = reqqFull > 0 && agent == ssDrops && pids;
+    boolean right = CellOutput.delta(s, "TcpExtListenDrops") > 0 && agent == ssDrops && pids;
     add(what, right ? Outcome.CHECKED : Outcome.FAILED, "drops agent " + agent + ", ss d" + ssDrops + " (TCPReqQFullDrop "
         + reqqFull + ", ListenDrops " + CellOutput.delta(s, "TcpExtListenDrops") + ")" + (pids ? ", pid " + s.path("pid").asLong() : ""));
   }
@@ -218,9 +222,14 @@ final class CellChecks {
     long atEnd = s.path("end").path("TcpExtTCPSynRetrans").asLong() - before;
     List<JsonNode> lines = out.lines(phase, s, "synack_retransmit", PORT);
     long agent = lines.stream().mapToLong(l -> l.path("count").asLong()).sum();
-    boolean right = agent > 0 && agent >= atClose && agent <= atEnd;
+    // synack.bt prints its map and then clears it: a retransmit counted between the two is lost. On the host that
+    // window is too short to matter (exact in every run); under emulation it lost up to 8 of 194 (4 %). A
+    // shortfall up to 5 % passes, and is said; more fails.
+    long shortfall = Math.max(0, atClose - agent);
+    boolean right = agent > 0 && agent <= atEnd && shortfall * 20 <= atClose;
     add(name, right ? Outcome.CHECKED : Outcome.FAILED, "SYN-ACK retransmits agent " + agent + ", TCPSynRetrans "
-        + atClose + " when the listener closed, " + atEnd + " after");
+        + atClose + " when the listener closed, " + atEnd + " after"
+        + (shortfall > 0 ? "; " + shortfall + " lost between synack.bt's print and clear" : ""));
   }
 
   private void checkSlowAccept(String concern, JsonNode s) {

@@ -6,6 +6,7 @@ import dev.backlogagent.bpf.Concern;
 import dev.backlogagent.bpf.ConcernStatus;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
+import dev.backlogagent.diagnosis.Finding;
 import dev.backlogagent.listener.IntervalReport;
 import dev.backlogagent.listener.Inventory;
 import dev.backlogagent.listener.Listener;
@@ -45,8 +46,9 @@ class WatchViewTest {
     for (int i = 0; i < waitBuckets.length; i += 2) {
       waits.add(new BpftraceRecord.Bucket(waitBuckets[i] / 2, waitBuckets[i], waitBuckets[i + 1]));
     }
-    return new ListenerInterval(l, new ListenerKey(l.netns(), 2, l.address(), l.port()), drops, 10, l.queue(), synacks,
-        Map.of(), Map.of(), waits, List.of(), troubles);
+    List<Finding> findings = troubles.stream().map(t -> Finding.of(t, t.isDrop() ? drops : 100)).toList();
+    return new ListenerInterval(l, new ListenerKey(l.netns(), 2, l.address(), l.port()), drops, 10, l.queue(), synacks, -1,
+        Map.of(), Map.of(), waits, List.of(), findings);
   }
 
   private static IntervalReport report(int second, List<Listener> listeners, List<ListenerInterval> active, ListenCounters webDelta) {
@@ -55,7 +57,7 @@ class WatchViewTest {
         new NetNamespace(HOST, null, new NamespaceSysctls(4096, 2048, 1, 0), new ListenCounters(0, 0, 0, 0, 0, 0, 0))),
         listeners, T0.plusSeconds(second), List.of());
     return new IntervalReport(T0.plusSeconds(second), Duration.ofSeconds(2), inventory,
-        webDelta == null ? Map.of() : Map.of(WEB, webDelta), active, Map.of(), Map.of());
+        webDelta == null ? Map.of() : Map.of(WEB, webDelta), active, Map.of(), Map.of(), List.of());
   }
 
   private final Listener overflowing = listener(WEB, "127.0.0.1", 8080, 5, 4, 4L, "python3", 3968);
@@ -98,7 +100,7 @@ class WatchViewTest {
     assertThat(screen.get(4).emphasis()).isEqualTo(WatchView.Emphasis.HEADINGS);
     String first = screen.get(5).text();
     assertThat(first.split("\\s{2,}")).containsExactly("web", "127.0.0.1:8080", "python3[3968]", "5/4", "4", "35", "0",
-        "524.3ms", "accept queue overflow: backlog 4 as requested: the application accepts too slowly for it");
+        "524.3ms", "accept queue overflow: backlog 4 as requested");
     assertThat(screen.get(5).emphasis()).isEqualTo(WatchView.Emphasis.TROUBLE);
     assertThat(screen.get(6).text().split("\\s{2,}"))
         .containsExactly("4026531833", "0.0.0.0:80", "nginx[812]", "30/64", "?", "0", "0", "-");
@@ -114,7 +116,7 @@ class WatchViewTest {
         overflowing.socketInode());
     WatchView view = viewOf(trouble(2), report(4, List.of(drained), List.of(), null));
     assertThat(view.visibleRows().get(0).diagnosis())
-        .isEqualTo("accept queue overflow: backlog 4 as requested: the application accepts too slowly for it (2 s ago)");
+        .isEqualTo("accept queue overflow: backlog 4 as requested (2 s ago)");
     view.update(report(12, List.of(drained), List.of(), null));
     assertThat(view.visibleRows().get(0).diagnosis()).endsWith("(10 s ago)");
     view.update(report(13, List.of(drained), List.of(), null));
@@ -125,7 +127,7 @@ class WatchViewTest {
   void aListenerStillFullAfterItsDropsSaysSoNow() {
     WatchView view = viewOf(trouble(2), report(4, List.of(overflowing), List.of(), null));
     assertThat(view.visibleRows().get(0).diagnosis())
-        .isEqualTo("accept queue full now: backlog 4 as requested: the application accepts too slowly for it");
+        .isEqualTo("accept queue full now: backlog 4 as requested");
   }
 
   @Test

@@ -39,6 +39,7 @@ public final class DaemonProcess implements AutoCloseable {
   /** Starts `run` with {@code args}, the given environment added to this one's (null value: removed). */
   public static DaemonProcess start(Map<String, String> env, String... args) throws IOException {
     List<String> command = new ArrayList<>(List.of(javaBinary(), "-XX:+UseSerialGC", "-Xmx96m", "-XX:TieredStopAtLevel=1",
+        "-XX:+ExitOnOutOfMemoryError", // as the launcher: an OOM anywhere ends the JVM (exit 3), it does not hide
         "-cp", System.getProperty("surefire.test.class.path", System.getProperty("java.class.path")),
         "dev.backlogagent.cli.BacklogAgent", "run"));
     command.addAll(List.of(args));

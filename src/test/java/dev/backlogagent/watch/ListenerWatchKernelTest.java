@@ -45,14 +45,14 @@ class ListenerWatchKernelTest {
         long inode = ns.inode();
         TestNetns.ListenerProcess listener = ns.startListener("--backlog", "1024");
         long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
-        while (System.nanoTime() < deadline && printed.stream().noneMatch(l -> l.netns() == inode)) {
+        while (System.nanoTime() < deadline && listens(printed, inode).isEmpty()) {
           Thread.sleep(100);
         }
-        List<TraceLine> calls = printed.stream().filter(l -> l.netns() == inode).toList();
+        List<TraceLine.Listen> calls = listens(printed, inode);
         assertThat(calls).as("listen lines %s", printed).hasSize(1);
-        TraceLine call = calls.get(0);
-        assertThat(call.port()).isEqualTo(listener.port());
-        assertThat(call.pid()).isEqualTo((int) listener.pid());
+        TraceLine.Listen call = calls.get(0);
+        assertThat(call.where().port()).isEqualTo(listener.port());
+        assertThat(call.where().pid()).isEqualTo((int) listener.pid());
         assertThat(call.requestedBacklog()).isEqualTo(1024);
         assertThat(call.backlog()).isEqualTo(64).isEqualTo(ns.ss().port(listener.port()).sendQ());
         assertThat(call.truncated()).isTrue();
@@ -63,6 +63,13 @@ class ListenerWatchKernelTest {
       }
     } finally {
       Files.deleteIfExists(state);
+    }
+  }
+
+  private static List<TraceLine.Listen> listens(List<TraceLine> printed, long inode) {
+    synchronized (printed) {
+      return printed.stream().filter(l -> l instanceof TraceLine.Listen c && c.where().netns() == inode)
+          .map(l -> (TraceLine.Listen) l).toList();
     }
   }
 }

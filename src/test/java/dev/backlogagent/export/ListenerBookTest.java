@@ -1,0 +1,128 @@
+package dev.backlogagent.export;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.backlogagent.decode.ListenerKey;
+import dev.backlogagent.diagnosis.AcceptPace;
+import dev.backlogagent.diagnosis.Finding;
+import dev.backlogagent.listener.IntervalReport;
+import dev.backlogagent.listener.Inventory;
+import dev.backlogagent.listener.Listener;
+import dev.backlogagent.listener.ListenerFlag;
+import dev.backlogagent.listener.ListenerInterval;
+import dev.backlogagent.listener.NetNamespace;
+import dev.backlogagent.listener.Trouble;
+import dev.backlogagent.procfs.ListenCounters;
+import dev.backlogagent.procfs.NamespaceSysctls;
+import dev.backlogagent.procfs.ProcessIdentity;
+import io.opentelemetry.api.common.AttributeKey;
+import io.opentelemetry.sdk.metrics.SdkMeterProvider;
+import io.opentelemetry.sdk.metrics.data.MetricData;
+import io.opentelemetry.sdk.testing.exporter.InMemoryMetricReader;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+/** The listener book's cap and freshness, and the finding as series, without a kernel (DaemonFreshMetricsTest has it for real). */
+class ListenerBookTest {
+  private static final long NETNS = 4026532177L;
+  private static final NetNamespace NS = new NetNamespace(NETNS, null, new NamespaceSysctls(4096, 2048, 1, 0),
+      new ListenCounters(0, 0, 0, 0, 0, 0, 0));
+  private static final Instant T0 = Instant.parse("2026-12-01T09:00:00Z");
+
+  private static Listener listener(int port, long queue, long backlog, int pid, ListenerFlag... flags) {
+    return new Listener(NETNS, "ipv4", "127.0.0.1", port, queue, backlog, null, 0,
+        List.of(new ProcessIdentity(pid, "python3", "python3", null)), flags.length == 0 ? Set.of() : Set.of(flags), port);
+  }
+
+  private static IntervalReport interval(int second, List<Listener> listeners, ListenerInterval... active) {
+    Inventory inventory = new Inventory(List.of(NS), listeners, T0.plusSeconds(second), List.of());
+    return new IntervalReport(T0.plusSeconds(second), Duration.ofSeconds(1), inventory, Map.of(), List.of(active), Map.of(),
+        Map.of(), List.of());
+  }
+
+  private static ListenerInterval stalled(Listener l, long drops) {
+    return new ListenerInterval(l, new ListenerKey(NETNS, 2, l.address(), l.port()), drops, 0, 4, 0, 0, Map.of(), Map.of(),
+        List.of(), List.of(), List.of(new Finding(Trouble.ACCEPT_QUEUE_OVERFLOW, drops, AcceptPace.STALLED, 0, false)));
+  }
+
+  private static List<Integer> ports(ListenerBook book) {
+    return book.lastRows().stream().map(r -> r.identity().port()).toList();
+  }
+
+  @Test
+  void overTheCapTheListenerThatStartsDroppingTakesTheQuietOnesPlace() {
+    ListenerBook book = new ListenerBook();
+    Listener quiet = listener(80, 0, 128, 10);
+    Listener later = listener(81, 0, 4, 11);
+    book.update(interval(1, List.of(quiet, later)), ListenerFilter.all(), 1);
+    assertThat(ports(book)).containsExactly(80);
+    assertThat(book.leftOut()).isEqualTo(1);
+
+    Listener full = listener(81, 5, 4, 11, ListenerFlag.FULL);
+    book.update(interval(2, List.of(quiet, full), stalled(full, 35)), ListenerFilter.all(), 1);
+    assertThat(ports(book)).containsExactly(81);
+    ListenerBook.Row row = book.lastRows().get(0);
+    assertThat(row.drops()).isEqualTo(35);
+    assertThat(row.overflows()).isEqualTo(35);
+    assertThat(row.flags()).containsExactlyInAnyOrder(ListenerFlag.FULL, ListenerFlag.DROPPING);
+    assertThat(row.troubles()).containsExactly(Trouble.ACCEPT_QUEUE_OVERFLOW);
+    assertThat(row.stalled()).isTrue();
+    assertThat(book.leftOut()).as("the quiet one, left out once").isEqualTo(2);
+  }
+
+  @Test
+  void aFreshInventoryMovesTheGaugesAndAddsNewListenersBetweenIntervals() throws Exception {
+    ListenerBook book = new ListenerBook();
+    Listener web = listener(80, 0, 128, 10);
+    book.update(interval(1, List.of(web)), ListenerFilter.all(), 10);
+    List<Inventory> reads = new ArrayList<>();
+    book.readFrom(() -> {
+      Inventory now = new Inventory(List.of(NS), List.of(listener(80, 7, 128, 10), listener(82, 0, 16, 12)),
+          Instant.now(), List.of());
+      reads.add(now);
+      return now;
+    }, Duration.ofMillis(100));
+    Thread.sleep(150);
+    assertThat(book.rows()).extracting(r -> r.identity().port() + ":" + r.queue()).containsExactly("80:7", "82:0");
+    assertThat(book.rows()).hasSize(2);
+    assertThat(reads).as("one read per period, not one per callback").hasSize(1);
+  }
+
+  @Test
+  void theFlagsAndTheTroubleAreZeroOrOneSeriesAndHistogramsCarryNoProcess() {
+    InMemoryMetricReader reader = InMemoryMetricReader.create();
+    SdkMeterProvider provider = SdkMeterProvider.builder().registerMetricReader(reader).build();
+    ListenerBook book = new ListenerBook();
+    BacklogMetrics metrics = new BacklogMetrics(provider.get("test"), book,
+        () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of(), List.of()));
+    Listener full = listener(81, 5, 4, 11, ListenerFlag.FULL);
+    ListenerInterval li = new ListenerInterval(full, new ListenerKey(NETNS, 2, "127.0.0.1", 81), 35, 5, 4, 0, 0, Map.of(),
+        Map.of(), List.of(), List.of(new dev.backlogagent.decode.BpftraceRecord.Bucket(4, 7, 5)),
+        List.of(new Finding(Trouble.ACCEPT_QUEUE_OVERFLOW, 35, AcceptPace.STALLED, 0, false)));
+    metrics.record(book.update(interval(1, List.of(full), li), ListenerFilter.all(), 10));
+    List<MetricData> data = new ArrayList<>(reader.collectAllMetrics());
+
+    MetricData flag = data.stream().filter(m -> m.getName().equals("tcp.listen.flag")).findFirst().orElseThrow();
+    assertThat(flag.getLongGaugeData().getPoints()).hasSize(ListenerFlag.values().length).allSatisfy(p -> {
+      String f = p.getAttributes().get(AttributeKey.stringKey("tcp.listen.flag"));
+      assertThat(p.getValue()).as(f).isEqualTo(f.equals("full") || f.equals("dropping") ? 1 : 0);
+    });
+    MetricData trouble = data.stream().filter(m -> m.getName().equals("tcp.listen.trouble")).findFirst().orElseThrow();
+    assertThat(trouble.getLongGaugeData().getPoints()).hasSize(Trouble.values().length).allSatisfy(p -> {
+      String k = p.getAttributes().get(AttributeKey.stringKey("tcp.listen.trouble.kind"));
+      assertThat(p.getValue()).as(k).isEqualTo(k.equals("accept_queue") ? 1 : 0);
+    });
+    MetricData depth = data.stream().filter(m -> m.getName().equals("tcp.listen.queue.depth")).findFirst().orElseThrow();
+    assertThat(depth.getHistogramData().getPoints()).singleElement().satisfies(p -> {
+      assertThat(p.getCount()).isEqualTo(5);
+      assertThat(p.getAttributes().get(ListenerIdentity.PID)).isNull();
+      assertThat(p.getAttributes().get(ListenerIdentity.LOCAL_PORT)).isEqualTo(81);
+    });
+    metrics.close();
+  }
+}
