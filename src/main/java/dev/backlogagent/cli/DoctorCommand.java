@@ -8,7 +8,12 @@ import dev.backlogagent.bpf.ProgramChoice;
 import dev.backlogagent.bpf.TracepointFormats;
 import dev.backlogagent.bpf.Tracing;
 import dev.backlogagent.kernel.Capability;
+import dev.backlogagent.bcc.LibbpfToolsTier;
+import dev.backlogagent.ftrace.FtraceTier;
 import dev.backlogagent.kernel.HostCapabilities;
+import dev.backlogagent.kernel.Tier;
+import dev.backlogagent.watch.ListenerWatch;
+import dev.backlogagent.bpf.Concern;
 import dev.backlogagent.kernel.KernelProbe;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -71,7 +76,7 @@ final class DoctorCommand implements Callable<Integer> {
     if (attachTimeoutSeconds < 1 || attachTimeoutSeconds > 1800) {
       throw new BadInputException("--attach-timeout must be between 1 and 1800 seconds, not " + attachTimeoutSeconds);
     }
-    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).btf(btf).build().probe();
+    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).btf(btf).everyRung(true).build().probe();
     List<ConcernStatus> concerns = tryConcerns(host);
     PrintWriter out = spec.commandLine().getOut();
     if (json) {
@@ -91,6 +96,22 @@ final class DoctorCommand implements Callable<Integer> {
    * fit), waits until they attach or fail, and stops them: what runs is proven by attaching, not guessed.
    */
   private List<ConcernStatus> tryConcerns(HostCapabilities host) throws IOException, InterruptedException {
+    if (host.tier() == Tier.FTRACE) {
+      return tryFtrace();
+    }
+    if (host.tier() == Tier.LIBBPF_TOOLS) {
+      List<Concern> runs = new ArrayList<>();
+      List<Tracing.Failure> failures = new ArrayList<>();
+      for (HostCapabilities.ToolAttach t : host.libbpfToolsAttach()) {
+        Concern c = t.tool().equals("solisten") ? Concern.LISTEN : t.tool().equals("tcpstates") ? Concern.HANDSHAKES : null;
+        if (c != null && t.works()) {
+          runs.add(c);
+        } else if (c != null) {
+          failures.add(new Tracing.Failure(c, t.tool() + ": " + t.detail()));
+        }
+      }
+      return ListenerWatch.lowerRungConcerns(Tier.LIBBPF_TOOLS, runs, failures, states, LibbpfToolsTier::lost);
+    }
     boolean fentry = host.attach().fentry().works();
     List<ProgramChoice> choices = ProgramChoice.choose(host.tier(), fentry, states, TracepointFormats.ofThisKernel());
     if (choices.stream().noneMatch(ProgramChoice::runs)) {
@@ -112,6 +133,20 @@ final class DoctorCommand implements Callable<Integer> {
     }
   }
 
+  // The ftrace tier's events enabled for a moment in an instance of its own: what runs is proven by enabling.
+  private List<ConcernStatus> tryFtrace() {
+    List<Tracing.Failure> failures = new ArrayList<>();
+    try (FtraceTier tried = FtraceTier.start(FtraceTier.Settings.of(Duration.ofSeconds(1), null), e -> {}, () -> null)) {
+      tried.failures().forEach(f -> failures.add(new Tracing.Failure(f.concern(), "ftrace: " + f.reason())));
+      return ListenerWatch.lowerRungConcerns(Tier.FTRACE, tried.running(), failures, states, tried::lostHere);
+    } catch (IOException e) {
+      for (Concern c : List.of(Concern.LISTEN, Concern.HANDSHAKES, Concern.SYNACK, Concern.DROPS, Concern.RESETS)) {
+        failures.add(new Tracing.Failure(c, "ftrace: " + e.getMessage()));
+      }
+      return ListenerWatch.lowerRungConcerns(Tier.FTRACE, List.of(), failures, states, FtraceTier::lost);
+    }
+  }
+
   private static void printTable(PrintWriter out, HostCapabilities host, List<ConcernStatus> concerns) {
     List<String[]> rows = new ArrayList<>();
     rows.add(row("kernel", host.kernelRelease(), ""));
@@ -129,6 +164,16 @@ final class DoctorCommand implements Callable<Integer> {
         tools.found()
             ? tools.path() + ", " + tools.detail() + (tools.versionSource() == null ? "" : " (" + tools.versionSource() + ")")
             : tools.detail()));
+    if (host.libbpfToolsAttach() != null) {
+      for (HostCapabilities.ToolAttach t : host.libbpfToolsAttach()) {
+        rows.add(row("attach " + t.tool(), t.works() ? "works" : "fails",
+            t.detail() + (t.millis() > 0 ? " (" + t.millis() + " ms)" : "")));
+      }
+    }
+    if (host.ftrace() != null) {
+      rows.add(row("ftrace instance", host.ftrace().works() ? "works" : "fails", host.ftrace().detail()
+          + (host.ftrace().millis() > 0 ? " (" + host.ftrace().millis() + " ms)" : "")));
+    }
     HostCapabilities.Capabilities caps = host.capabilities();
     if (caps.detail() != null) {
       rows.add(row("capabilities", "unknown", caps.detail()));
@@ -160,6 +205,14 @@ final class DoctorCommand implements Callable<Integer> {
     for (String[] r : rows) {
       String line = String.format("%-" + checkWidth + "s  %-" + resultWidth + "s  %s", r[0], r[1], r[2]);
       out.println(line.stripTrailing());
+    }
+    if (host.ladder() != null) {
+      int width = host.ladder().stream().mapToInt(r -> r.rung().length()).max().orElse(0);
+      out.println("ladder (first rung that works is chosen):");
+      for (HostCapabilities.Rung r : host.ladder()) {
+        String mark = r.chosen() ? "chosen" : r.works() ? "works" : "no";
+        out.println(String.format("  %-" + width + "s  %-6s  %s", r.rung(), mark, r.why()).stripTrailing());
+      }
     }
     // One line per concern, then the verdict last: what a reader looks for first is at the bottom.
     for (ConcernStatus c : concerns) {

@@ -51,7 +51,7 @@ final class TraceCommand implements Callable<Integer> {
   @Option(names = "--slow-accept-ms", paramLabel = "MS", defaultValue = "100", description = "Report connections that waited longer than MS in the accept queue (default: ${DEFAULT-VALUE}).")
   int slowAcceptMs;
 
-  @Option(names = "--tier", paramLabel = "TIER", description = "Force the tier (kprobe, tracepoint, counters) instead of probing the kernel.")
+  @Option(names = "--tier", paramLabel = "TIER", description = "Force the tier (kprobe, tracepoint, libbpf-tools, ftrace, counters) instead of probing the kernel.")
   String tier;
 
   @Option(names = "--bpftrace", paramLabel = "PATH", description = "The bpftrace to run (default: search PATH, /usr/sbin, /usr/bin).")
@@ -133,6 +133,12 @@ final class TraceCommand implements Callable<Integer> {
           print.accept(line);
         }
       }
+      watch.ftraceStats().ifPresent(s -> err.println("ftrace: " + s.records() + " records, " + s.decoded() + " decoded, "
+          + s.skipped() + " skipped over the cap, " + s.lost() + " lost in the kernel, " + s.unattributed()
+          + " of no known listener (" + s.ambiguous() + " ambiguous), " + s.malformed() + " malformed"));
+      watch.libbpfToolsStats().ifPresent(s -> err.println("libbpf-tools: " + s.lines() + " lines, " + s.malformed()
+          + " malformed, " + s.skipped() + " skipped over the cap, " + s.unattributed() + " of no known listener, "
+          + s.listensUnknownRequest() + " listen() at somaxconn (request unknown)"));
       if (watch.undecodableRecords() > 0) {
         err.println("skipped " + watch.undecodableRecords() + " undecodable event(s)");
       }
@@ -179,7 +185,7 @@ final class TraceCommand implements Callable<Integer> {
     try {
       Tier t = Tier.parse(tier);
       if (t == Tier.NONE) {
-        throw new IllegalArgumentException("tier 'none' observes nothing; expected kprobe, tracepoint or counters");
+        throw new IllegalArgumentException("tier 'none' observes nothing; expected kprobe, tracepoint, libbpf-tools, ftrace or counters");
       }
       return t;
     } catch (IllegalArgumentException e) {

@@ -11,7 +11,7 @@ import java.util.Map;
  * naming the key, so that a bad file fails at start, in one line.
  *
  * @param interval how often the inventory is read, BPF maps are flushed and the summary line printed
- * @param tier auto, kprobe, tracepoint or counters
+ * @param tier auto, kprobe, tracepoint, libbpf-tools, ftrace or counters
  * @param bpftrace the bpftrace binary, or null to search PATH, /usr/sbin and /usr/bin
  * @param btf a BTF file of this kernel for bpftrace (kernels that ship none; BTFHub's files), or null for the
  *     kernel's own, wherever bpftrace finds it or at /sys/kernel/btf/vmlinux
@@ -37,7 +37,7 @@ public record AgentConfig(
     Duration attachTimeout) {
 
   public static final String DEFAULT_STATE_FILE = "/var/lib/backlog-agent/requested-backlogs.json";
-  static final List<String> TIERS = List.of("auto", "kprobe", "tracepoint", "counters");
+  static final List<String> TIERS = List.of("auto", "kprobe", "tracepoint", "libbpf-tools", "ftrace", "counters");
 
   public AgentConfig {
     interval = ConfigValueException.within("interval", interval, Duration.ofSeconds(10), Duration.ofSeconds(1), Duration.ofHours(1));

@@ -142,7 +142,7 @@ public final class BacklogMetrics {
     agentCounter(meter, status, "backlog_agent.child.restarts", "{restart}",
         "How often a bpftrace child was started again after it exited.", AgentStatus::childRestarts);
     callbacks.add(meter.gaugeBuilder("backlog_agent.tier").ofLongs().setUnit("1")
-        .setDescription("1 for the tier in use: kprobe, tracepoint, counters or none.")
+        .setDescription("1 for the tier in use: kprobe, tracepoint, libbpf-tools, ftrace, counters or none.")
         .buildWithCallback(m -> m.record(1, Attributes.of(TIER, status.get().tier()))));
     callbacks.add(meter.gaugeBuilder("backlog_agent.concern.running").ofLongs().setUnit("1")
         .setDescription("1 when a BPF program runs for the concern, 0 when none can (or it is off); its state says whether"

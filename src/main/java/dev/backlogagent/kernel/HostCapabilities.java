@@ -24,7 +24,28 @@ public record HostCapabilities(
     ProcNetstat procNetstat,
     Tier tier,
     String tierReason,
-    long probeMillis) {
+    long probeMillis,
+    List<ToolAttach> libbpfToolsAttach,
+    FtraceCheck ftrace,
+    List<Rung> ladder) {
+
+  /** One libbpf-tools program started for a moment to see whether it attaches here (e.g. solisten). */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record ToolAttach(String tool, boolean works, String detail, long millis) {}
+
+  /**
+   * Whether the ftrace tier can run: a tracefs instance of the agent's own was made, an event enabled in
+   * it with a filter, and removed again.
+   */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record FtraceCheck(boolean works, String tracefs, String detail, long millis) {}
+
+  /**
+   * One rung of the ladder bpftrace, libbpf-tools, ftrace, counters: whether it works here, whether it is
+   * the one chosen, and why (or why not).
+   */
+  @JsonNaming(PropertyNamingStrategies.SnakeCaseStrategy.class)
+  public record Rung(String rung, Tier tier, boolean works, boolean chosen, String why) {}
 
   /**
    * The kernel's type information (BTF), which bpftrace needs to read {@code struct sock} and to attach fentry;

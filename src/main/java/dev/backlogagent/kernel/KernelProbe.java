@@ -72,6 +72,7 @@ public final class KernelProbe {
   private final Path btfFile;
   private final Duration attachTimeout;
   private final boolean mountTracefs;
+  private final boolean everyRung;
   private final FileTrust trust;
 
   private KernelProbe(Builder builder) {
@@ -80,6 +81,7 @@ public final class KernelProbe {
     this.btfFile = builder.btf;
     this.attachTimeout = builder.attachTimeout;
     this.mountTracefs = builder.mountTracefs;
+    this.everyRung = builder.everyRung;
   }
 
   /** A probe that searches for bpftrace and mounts tracefs when it can. */
@@ -97,9 +99,16 @@ public final class KernelProbe {
     private Path btf;
     private Duration attachTimeout = DEFAULT_ATTACH_TIMEOUT;
     private boolean mountTracefs = true;
+    private boolean everyRung;
     private FileTrust trust;
 
     private Builder() {}
+
+    /** Try every rung of the ladder (doctor), not only down to the first that works (the agent's start). */
+    public Builder everyRung(boolean every) {
+      this.everyRung = every;
+      return this;
+    }
 
     /** Who may own and write the bpftrace the probe runs (default: as this process is root or not). */
     public Builder trust(FileTrust trust) {
@@ -196,10 +205,25 @@ public final class KernelProbe {
       }
       HostCapabilities.LibbpfTools tools =
           await(libbpfTools, () -> new HostCapabilities.LibbpfTools(false, null, null, null, "check did not finish"));
-      TierChoice choice = TierChoice.decide(netstat, binary, attach, capabilities);
+      TierChoice bpftraceRung = TierChoice.decide(netstat, binary, attach, capabilities);
+      boolean climb = everyRung || !bpftraceRung.tier().runsBpftrace();
+      // Starting the tools costs seconds (each loads its CO-RE object): only when bpftrace does not run. The
+      // ftrace check takes milliseconds: doctor always shows it.
+      Future<List<HostCapabilities.ToolAttach>> toolAttach = !bpftraceRung.tier().runsBpftrace() && tools.found()
+          ? pool.submit(() -> LibbpfToolsProbe.tryAll(attachTimeout)) : null;
+      HostCapabilities.FtraceCheck ftrace = climb ? FtraceProbe.check() : null;
+      List<HostCapabilities.ToolAttach> attached = toolAttach == null ? null
+          : await(toolAttach, () -> List.of(new HostCapabilities.ToolAttach("solisten", false, "did not finish", 0)));
+      boolean toolsWork = attached != null && TierChoice.LIBBPF_TOOLS_NEEDED.stream()
+          .allMatch(t -> attached.stream().anyMatch(a -> a.tool().equals(t) && a.works()));
+      if (!everyRung && toolsWork) {
+        ftrace = null; // a rung above works: only doctor lists what the lower ones would do
+      }
+      TierChoice.Ladder ladder = TierChoice.climb(netstat, bpftraceRung, tools, attached, ftrace);
+      TierChoice choice = ladder.choice();
       long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
       return new HostCapabilities(kernelRelease, btf, tracefs, binary, attach, tools, capabilities, sysctls, netstat,
-          choice.tier(), choice.reason(), millis);
+          choice.tier(), choice.reason(), millis, attached, ftrace, ladder.rungs());
     } finally {
       pool.shutdownNow();
     }

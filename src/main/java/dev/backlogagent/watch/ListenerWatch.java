@@ -10,6 +10,8 @@ import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.decode.TraceEventDecoder;
+import dev.backlogagent.bcc.LibbpfToolsTier;
+import dev.backlogagent.ftrace.FtraceTier;
 import dev.backlogagent.kernel.ChildProcess;
 import dev.backlogagent.kernel.HostCapabilities;
 import dev.backlogagent.kernel.KernelProbe;
@@ -93,6 +95,9 @@ public final class ListenerWatch implements AutoCloseable {
   private final Path workDirectory;
   private final Observer observer;
   private Tracing tracing;
+  private FtraceTier ftrace;
+  private LibbpfToolsTier libbpfTools;
+  private final List<Tracing.Failure> lowerRungFailures = new ArrayList<>();
   // An event can come before the listener it names is in the inventory (a listener that began after the
   // last read): then the inventory is read again at once, at most every REREAD_GAP, and an event whose
   // listener is still unknown is held until the next read (the interval's), so that it is joined to its
@@ -135,6 +140,18 @@ public final class ListenerWatch implements AutoCloseable {
     Inventory first = reader.read(settings.scope());
     latest.set(first);
     correlator.close(first);
+    if (tier == Tier.FTRACE) {
+      startFtrace();
+      return;
+    }
+    if (tier == Tier.LIBBPF_TOOLS) {
+      libbpfTools = LibbpfToolsTier.start(LibbpfToolsTier.Settings.of(settings.interval()),
+          event -> deliver(List.of(event)), latest::get);
+      for (LibbpfToolsTier.Failure f : libbpfTools.failures()) {
+        lowerRungFailures.add(new Tracing.Failure(f.concern(), f.reason()));
+      }
+      return;
+    }
     boolean fentry = host.attach() != null && host.attach().fentry() != null && host.attach().fentry().works();
     Path bpftracePath = settings.bpftrace() != null ? settings.bpftrace()
         : host.bpftrace() != null && host.bpftrace().path() != null ? Path.of(host.bpftrace().path()) : Path.of("bpftrace");
@@ -169,6 +186,20 @@ public final class ListenerWatch implements AutoCloseable {
     }
   }
 
+  // The ftrace tier: no BPF, no child; its events join the same pipeline as the programs' records.
+  private void startFtrace() {
+    try {
+      ftrace = FtraceTier.start(FtraceTier.Settings.of(settings.interval(), settings.scope().port()),
+          event -> deliver(List.of(event)), latest::get);
+      for (FtraceTier.Failure f : ftrace.failures()) {
+        lowerRungFailures.add(new Tracing.Failure(f.concern(), "ftrace: " + f.reason()));
+      }
+    } catch (IOException e) {
+      for (Concern concern : List.of(Concern.LISTEN, Concern.HANDSHAKES, Concern.SYNACK, Concern.DROPS, Concern.RESETS)) {
+        lowerRungFailures.add(new Tracing.Failure(concern, "ftrace: " + e.getMessage()));
+      }
+    }
+  }
 
   /** Decodes one bpftrace record; runs on a child's reader thread. */
   private void take(BpftraceRecord record) {
@@ -181,6 +212,11 @@ public final class ListenerWatch implements AutoCloseable {
       }
       return;
     }
+    deliver(events);
+  }
+
+  /** Hands decoded events to the correlator (and the observer); from any source's thread. */
+  private void deliver(List<TraceEvent> events) {
     decoded.addAndGet(events.size());
     for (TraceEvent event : events) {
       if (event instanceof TraceEvent.ListenCall call) {
@@ -305,16 +341,71 @@ public final class ListenerWatch implements AutoCloseable {
   }
 
   public List<Concern> running() {
+    if (ftrace != null) {
+      return ftrace.running();
+    }
+    if (libbpfTools != null) {
+      return libbpfTools.running();
+    }
     return tracing == null ? List.of() : tracing.running();
   }
 
   public List<Tracing.Failure> failures() {
+    if (tier == Tier.FTRACE || tier == Tier.LIBBPF_TOOLS) {
+      return List.copyOf(lowerRungFailures);
+    }
     return tracing == null ? List.of() : tracing.failures();
+  }
+
+  /** The ftrace tier's counts (records read, skipped over the cap, lost, unattributed), when it runs. */
+  public java.util.Optional<FtraceTier.Stats> ftraceStats() {
+    return ftrace == null ? java.util.Optional.empty() : java.util.Optional.of(ftrace.stats());
+  }
+
+  /** The libbpf-tools tier's counts (lines, malformed, skipped, unattributed), when it runs. */
+  public java.util.Optional<LibbpfToolsTier.Stats> libbpfToolsStats() {
+    return libbpfTools == null ? java.util.Optional.empty() : java.util.Optional.of(libbpfTools.stats());
+  }
+
+  /** The ftrace tier's tracefs instance, when it runs. */
+  public java.util.Optional<String> ftraceInstance() {
+    return ftrace == null ? java.util.Optional.empty() : java.util.Optional.of(ftrace.instanceName());
   }
 
   /** One status line per concern: runs, as which variant, or why it cannot. */
   public List<ConcernStatus> concerns() {
+    if (tier == Tier.FTRACE || tier == Tier.LIBBPF_TOOLS) {
+      return lowerRungConcerns();
+    }
     return tracing == null ? List.of() : tracing.concerns();
+  }
+
+  private List<ConcernStatus> lowerRungConcerns() {
+    java.util.function.Function<Concern, String> lost = ftrace != null ? ftrace::lostHere : LibbpfToolsTier::lost;
+    return lowerRungConcerns(tier, running(), lowerRungFailures, settings.states(), lost);
+  }
+
+  /**
+   * The concern lines of the ftrace and libbpf-tools tiers: what runs from which events or tools, what it
+   * loses against the BPF programs, and what cannot run and why.
+   */
+  public static List<ConcernStatus> lowerRungConcerns(Tier tier, List<Concern> runs, List<Tracing.Failure> failures,
+      boolean states, java.util.function.Function<Concern, String> lostAtThisTier) {
+    List<ConcernStatus> out = new ArrayList<>();
+    for (Concern c : Concern.values()) {
+      java.util.Optional<Tracing.Failure> failed = failures.stream().filter(f -> f.concern() == c).findFirst();
+      if (runs.contains(c)) {
+        String source = tier == Tier.FTRACE ? FtraceTier.source(c) : LibbpfToolsTier.source(c);
+        String lost = lostAtThisTier.apply(c);
+        out.add(new ConcernStatus(c, lost == null ? ConcernStatus.State.RUNS : ConcernStatus.State.DEGRADED, source, lost));
+      } else if (c == Concern.STATES && !states) {
+        out.add(new ConcernStatus(c, ConcernStatus.State.OFF, null, "not asked for"));
+      } else {
+        out.add(new ConcernStatus(c, ConcernStatus.State.CANNOT, null, failed.map(Tracing.Failure::reason)
+            .orElse("not in the " + tier.label() + " tier (it needs BPF)")));
+      }
+    }
+    return out;
   }
 
   public List<SupervisorStatus> supervisors() {
@@ -342,6 +433,12 @@ public final class ListenerWatch implements AutoCloseable {
   public void stopPrograms() {
     if (tracing != null) {
       tracing.close();
+    }
+    if (ftrace != null) {
+      ftrace.close();
+    }
+    if (libbpfTools != null) {
+      libbpfTools.close();
     }
   }
 

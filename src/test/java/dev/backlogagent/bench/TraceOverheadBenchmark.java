@@ -91,6 +91,8 @@ class TraceOverheadBenchmark {
   private static final String BASE_PROGRAMS = System.getProperty("bench.basePrograms", "");
   /** -Dbench.statesProgram=FILE: the baseline's program (bpf/states.bt); keep it fixed while bpf/ changes. */
   private static final String STATES_PROGRAM = System.getProperty("bench.statesProgram", Path.of("bpf", "states.bt").toString());
+  /** -Dbench.ftrace=false leaves out the ftrace tier. */
+  private static final boolean FTRACE = Boolean.parseBoolean(System.getProperty("bench.ftrace", "true"));
 
   /**
    * What traces during a storm. {@code trace} is {@code agent/backlog-agent trace} (the shipped launcher, with the JVM
@@ -103,7 +105,9 @@ class TraceOverheadBenchmark {
   enum Config {
     NONE("none", false, false, false), STATES("states.bt", false, false, false), AGENT("java -jar", true, false, false),
     LAUNCHER("trace", true, false, false), DAEMON("run", true, true, false),
-    BASE_TRACE("trace@base", true, false, true), BASE_RUN("run@base", true, true, true);
+    BASE_TRACE("trace@base", true, false, true), BASE_RUN("run@base", true, true, true),
+    /** trace with {@code --tier ftrace}: no BPF; its kernel side (event filters, ring buffer) is charged to the storm. */
+    FTRACE("ftrace", true, false, false);
 
     final String label;
     final boolean agent;
@@ -123,6 +127,7 @@ class TraceOverheadBenchmark {
         case AGENT -> JAVA_JAR;
         case LAUNCHER, DAEMON -> TraceOverheadBenchmark.LAUNCHER;
         case BASE_TRACE, BASE_RUN -> TraceOverheadBenchmark.LAUNCHER && !BASE_PROGRAMS.isBlank();
+        case FTRACE -> TraceOverheadBenchmark.FTRACE;
       };
     }
   }
@@ -130,7 +135,12 @@ class TraceOverheadBenchmark {
   /** One storm, and what the tracer (if any) cost during it. Per program: label -> {run_cnt, run_time_ns}. */
   record Run(Config config, int round, long connections, long failed, double rate, long bpfNs, long bpfRuns,
       long programs, double treeCpuS, Map<String, Double> treeByProcess, long linesPrinted,
-      Map<String, long[]> perProgram, List<String> notes) {
+      Map<String, long[]> perProgram, List<String> notes, double stormCpuS) {
+    /** The storm client's own CPU (user + system, its kernel work included) per 100k connections. */
+    double stormPer100k() {
+      return stormCpuS / connections * 1e5;
+    }
+
     double bpfPer100k() {
       return bpfNs / 1e9 / connections * 1e5;
     }
@@ -162,19 +172,19 @@ class TraceOverheadBenchmark {
           Runtime.getRuntime().availableProcessors(), loadAverage(),
           (AGENT_PROGRAMS.isBlank() ? "" : ", agent --programs " + AGENT_PROGRAMS) + (AGENT_STATES ? ", trace --states" : "")
               + (BASE_PROGRAMS.isBlank() ? "" : ", @base: programs " + BASE_PROGRAMS));
-      System.out.printf("%-5s %-10s %12s %9s %11s %12s %13s  %s%n",
-          "round", "tracer", "connections", "conn/s", "BPF s/100k", "tree s/100k", "total s/100k", "notes");
+      System.out.printf("%-5s %-10s %12s %9s %11s %12s %13s %13s  %s%n",
+          "round", "tracer", "connections", "conn/s", "BPF s/100k", "tree s/100k", "total s/100k", "storm s/100k", "notes");
       for (int round = 1; round <= ROUNDS; round++) {
         for (int k = 0; k < configs.size(); k++) {
           // Rotate the order each round, so no tracer always runs first (or right after another's start-up).
           Config config = configs.get((round - 1 + k) % configs.size());
           Run r = measure(config, round, ns, storm, clkTck);
           runs.add(r);
-          System.out.printf("%-5d %-10s %12d %9.0f %11s %12s %13s  %s%n", round, config.label, r.connections(), r.rate(),
+          System.out.printf("%-5d %-10s %12d %9.0f %11s %12s %13s %13.3f  %s%n", round, config.label, r.connections(), r.rate(),
               config == Config.NONE ? "-" : String.format("%.3f", r.bpfPer100k()),
               config == Config.NONE ? "-" : String.format("%.3f", r.treePer100k()),
               config == Config.NONE ? "-" : String.format("%.3f", r.bpfPer100k() + r.treePer100k()),
-              String.join("; ", r.notes()));
+              r.stormPer100k(), String.join("; ", r.notes()));
         }
       }
     } finally {
@@ -186,7 +196,10 @@ class TraceOverheadBenchmark {
 
     for (Run r : runs) {
       assertThat(r.connections()).as("connections in %s round %d", r.config(), r.round()).isPositive();
-      if (r.config() != Config.NONE) {
+      if (r.config() == Config.FTRACE) {
+        assertThat(r.programs()).as("BPF programs of the ftrace tier, round %d", r.round()).isZero();
+        assertThat(r.treeCpuS()).as("the ftrace tier's JVM read its events in round %d", r.round()).isPositive();
+      } else if (r.config() != Config.NONE) {
         assertThat(r.programs()).as("BPF programs of %s round %d", r.config(), r.round()).isPositive();
         assertThat(r.bpfRuns()).as("BPF program runs of %s round %d", r.config(), r.round()).isPositive();
       }
@@ -199,7 +212,8 @@ class TraceOverheadBenchmark {
       if (config.daemon) {
         tracer = Tracer.daemon(config.base ? BASE_PROGRAMS : AGENT_PROGRAMS, config.label);
       } else if (config.agent) {
-        tracer = Tracer.agent(ns.inode(), config != Config.AGENT, config.base ? BASE_PROGRAMS : AGENT_PROGRAMS);
+        tracer = Tracer.agent(ns.inode(), config != Config.AGENT, config == Config.FTRACE,
+            config.base ? BASE_PROGRAMS : AGENT_PROGRAMS);
       } else if (config == Config.STATES) {
         tracer = Tracer.states();
       }
@@ -281,7 +295,7 @@ class TraceOverheadBenchmark {
         notes.add((linesAfter - linesBefore) + " lines printed");
       }
       return new Run(config, round, result.connections(), result.failed(), result.rate(), bpfNs, bpfRuns,
-          bpfAfter.size(), (double) ticks / clkTck, byProcess, linesAfter - linesBefore, perProgram, notes);
+          bpfAfter.size(), (double) ticks / clkTck, byProcess, linesAfter - linesBefore, perProgram, notes, result.cpuS());
     } finally {
       if (tracer != null) {
         tracer.close();
@@ -297,19 +311,23 @@ class TraceOverheadBenchmark {
     double noneRate = meanRate(by.get(Config.NONE));
     double statesTotal = per100k(by.get(Config.STATES), true) + per100k(by.get(Config.STATES), false);
     System.out.printf("%nMeans over the rounds (costs pooled: all runs' seconds over all runs' connections)%n");
-    System.out.printf("%-10s %4s %9s %13s %11s %12s %13s %15s%n",
-        "tracer", "runs", "conn/s", "rate vs none", "BPF s/100k", "tree s/100k", "total s/100k", "vs states.bt");
+    double noneStorm = stormPer100k(by.get(Config.NONE));
+    System.out.printf("%-10s %4s %9s %13s %11s %12s %13s %15s %13s %15s%n",
+        "tracer", "runs", "conn/s", "rate vs none", "BPF s/100k", "tree s/100k", "total s/100k", "vs states.bt",
+        "storm s/100k", "storm vs none");
     for (Map.Entry<Config, List<Run>> e : by.entrySet()) {
       List<Run> rs = e.getValue();
       double rate = meanRate(rs);
       if (e.getKey() == Config.NONE) {
-        System.out.printf("%-10s %4d %9.0f %13s %11s %12s %13s %15s%n", e.getKey().label, rs.size(), rate, "1.00", "-", "-", "-", "-");
+        System.out.printf("%-10s %4d %9.0f %13s %11s %12s %13s %15s %13.3f %15s%n", e.getKey().label, rs.size(), rate, "1.00",
+            "-", "-", "-", "-", noneStorm, "-");
         continue;
       }
       double bpf = per100k(rs, true);
       double tree = per100k(rs, false);
-      System.out.printf("%-10s %4d %9.0f %13.2f %11.3f %12.3f %13.3f %15s%n", e.getKey().label, rs.size(), rate,
-          rate / noneRate, bpf, tree, bpf + tree, String.format("%.1fx", (bpf + tree) / statesTotal));
+      double storm = stormPer100k(rs);
+      System.out.printf("%-10s %4d %9.0f %13.2f %11.3f %12.3f %13.3f %15s %13.3f %+15.3f%n", e.getKey().label, rs.size(), rate,
+          rate / noneRate, bpf, tree, bpf + tree, String.format("%.1fx", (bpf + tree) / statesTotal), storm, storm - noneStorm);
     }
     System.out.println();
     for (Config c : configs) {
@@ -405,6 +423,12 @@ class TraceOverheadBenchmark {
   private static String loadAverage() throws IOException {
     String[] f = Files.readString(Path.of("/proc/loadavg")).split(" ");
     return f[0] + " " + f[1] + " " + f[2];
+  }
+
+  /** The storm client's CPU per 100k connections, pooled; its rise over "none" is what tracing costs in its context. */
+  private static double stormPer100k(List<Run> rs) {
+    long conns = rs.stream().filter(r -> !Double.isNaN(r.stormCpuS())).mapToLong(Run::connections).sum();
+    return rs.stream().mapToDouble(Run::stormCpuS).filter(d -> !Double.isNaN(d)).sum() / conns * 1e5;
   }
 
   private static double meanRate(List<Run> rs) {
@@ -541,6 +565,7 @@ class TraceOverheadBenchmark {
     private final Lines stdout;
     private final Lines stderr;
     private final Set<Long> bpftracePids = new TreeSet<>();
+    private String expectedTier = "tracepoint";
 
     private Tracer(boolean agent, Process process, Lines stdout, Lines stderr) {
       this.agent = agent;
@@ -550,7 +575,7 @@ class TraceOverheadBenchmark {
     }
 
     /** backlog-agent trace, the real jar, scoped to the storm's namespace; ready once it says it traces. */
-    static Tracer agent(long netns, boolean launcher, String programs) throws IOException, InterruptedException {
+    static Tracer agent(long netns, boolean launcher, boolean ftrace, String programs) throws IOException, InterruptedException {
       List<String> command = new ArrayList<>();
       if (launcher) {
         command.add(Path.of("agent", "backlog-agent").toString());
@@ -566,6 +591,9 @@ class TraceOverheadBenchmark {
       if (AGENT_STATES) {
         command.add("--states");
       }
+      if (ftrace) {
+        command.addAll(List.of("--tier", "ftrace"));
+      }
       ProcessBuilder builder = new ProcessBuilder(dieWithUs(command.toArray(String[]::new)));
       // The launcher runs the same jar (and the java of this JVM, not whichever is first on PATH).
       builder.environment().put("BACKLOG_AGENT_JAR", JAR.toAbsolutePath().toString());
@@ -575,6 +603,7 @@ class TraceOverheadBenchmark {
       p.getOutputStream().close();
       Tracer t = new Tracer(true, p, new Lines(p.getInputStream(), "agent-stdout", l -> false),
           new Lines(p.getErrorStream(), "agent-stderr", l -> l.startsWith("tracing at tier")));
+      t.expectedTier = ftrace ? "ftrace" : "tracepoint";
       t.awaitReady(t.stderr, "the agent's 'tracing at tier' line");
       return t;
     }
@@ -627,7 +656,7 @@ class TraceOverheadBenchmark {
             + "\nstdout:\n" + stdout.tail());
       }
       if (agent) {
-        assertThat(line).as("the agent's tier line").containsAnyOf("tracing at tier tracepoint", "tier tracepoint");
+        assertThat(line).as("the agent's tier line").containsAnyOf("tracing at tier " + expectedTier, "tier " + expectedTier);
       }
     }
 
@@ -717,7 +746,8 @@ class TraceOverheadBenchmark {
 
   /** One storm: the accept/close server and the connect/close client, both inside the namespace. */
   static final class Storm implements AutoCloseable {
-    record Result(long connections, long failed, double rate) {}
+    /** {@code cpuS}: the client's user + system CPU, from bash's {@code times} after it ended. */
+    record Result(long connections, long failed, double rate, double cpuS) {}
 
     private final Process server;
     private final Lines serverOut;
@@ -739,8 +769,11 @@ class TraceOverheadBenchmark {
         if (s.serverOut.awaitReady(Duration.ofSeconds(10)) == null) {
           throw new IOException("the storm server did not listen: " + s.serverOut.tail());
         }
-        s.client = new ProcessBuilder(dieWithUs("ip", "netns", "exec", ns.name(), binary.toString(), "client",
-            "127.0.0.1", Integer.toString(PORT), Double.toString(seconds))).redirectErrorStream(true).start();
+        // Through bash, whose `times` prints the client's CPU after it ends: the kernel's work for each connection
+        // (and a tracer's tracepoints, ftrace's ring buffer writes among them) runs in the client's context.
+        s.client = new ProcessBuilder(dieWithUs("ip", "netns", "exec", ns.name(), "bash", "-c", "\"$@\"; times", "storm",
+            binary.toString(), "client", "127.0.0.1", Integer.toString(PORT), Double.toString(seconds)))
+            .redirectErrorStream(true).start();
         s.clientOut = new Lines(s.client.getInputStream(), "storm-client", l -> l.startsWith("connections "));
       } catch (IOException | RuntimeException e) {
         s.close();
@@ -762,7 +795,22 @@ class TraceOverheadBenchmark {
         throw new IOException("no result from the storm client: " + clientOut.tail());
       }
       String[] w = line.split("\\s+");
-      return new Result(Long.parseLong(w[1]), Long.parseLong(w[3]), Double.parseDouble(w[5].replace("/s", "")));
+      for (int i = 0; i < 40 && Double.isNaN(childrenCpu(clientOut.tail())); i++) {
+        Thread.sleep(50); // bash prints `times` right after the client's last line
+      }
+      return new Result(Long.parseLong(w[1]), Long.parseLong(w[3]), Double.parseDouble(w[5].replace("/s", "")),
+          childrenCpu(clientOut.tail()));
+    }
+
+    /** bash's `times`: a line for the shell, then "XmY.YYYs ZmW.WWWs" for its children (the client). */
+    static double childrenCpu(String tail) {
+      java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?m)^(\\d+)m([\\d.]+)s (\\d+)m([\\d.]+)s$").matcher(tail);
+      double last = Double.NaN;
+      while (m.find()) {
+        last = Integer.parseInt(m.group(1)) * 60 + Double.parseDouble(m.group(2)) + Integer.parseInt(m.group(3)) * 60
+            + Double.parseDouble(m.group(4));
+      }
+      return last;
     }
 
     @Override

@@ -40,14 +40,24 @@ class DoctorCommandTest {
   }
 
   @Test
-  void a_bpftrace_that_does_not_exist_leaves_the_counters_tier_and_says_why() throws IOException {
+  void a_bpftrace_that_does_not_exist_climbs_down_the_ladder_and_says_why_at_each_rung() throws IOException {
     Run run = doctor("--json", "--bpftrace", "/nonexistent");
     assertThat(run.exitCode()).isEqualTo(ExitCode.OK);
     JsonNode doc = run.json();
-    assertThat(doc.path("tier").asText()).isEqualTo("counters");
-    assertThat(doc.path("tier_reason").asText())
+    // Below bpftrace: libbpf-tools where solisten and tcpstates attach, ftrace where tracefs is writable, counters.
+    JsonNode ladder = doc.path("ladder");
+    assertThat(ladder.get(0).path("rung").asText()).isEqualTo("bpftrace");
+    assertThat(ladder.get(0).path("why").asText())
         .isEqualTo("netlink inventory and /proc counters only: no bpftrace "
             + "(the given bpftrace /nonexistent does not exist)");
+    String chosen = null;
+    for (JsonNode rung : ladder) {
+      if (rung.path("chosen").asBoolean()) {
+        chosen = rung.path("rung").asText();
+      }
+    }
+    assertThat(doc.path("tier").asText()).isEqualTo(chosen).isIn("libbpf-tools", "ftrace", "counters");
+    assertThat(doc.path("tier_reason").asText()).contains("the given bpftrace /nonexistent does not exist");
     assertThat(doc.path("bpftrace").path("found").asBoolean()).isFalse();
     assertThat(doc.path("attach").path("tracepoint").path("detail").asText()).isEqualTo("not tried: no bpftrace");
     assertThat(run.err()).isEmpty();

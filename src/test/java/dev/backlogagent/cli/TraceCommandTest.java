@@ -21,7 +21,7 @@ import org.junit.jupiter.api.Test;
  * events, on the right listener and process, with numbers that match ss and nstat over the same period.
  */
 class TraceCommandTest {
-  private static final ObjectMapper JSON = new ObjectMapper();
+  static final ObjectMapper JSON = new ObjectMapper();
   private static final java.nio.file.Path STATE = java.nio.file.Path.of("target", "trace-test-state.json");
 
   @BeforeAll
@@ -31,35 +31,82 @@ class TraceCommandTest {
     KernelTests.requireCommand("python3");
   }
 
-  /** Runs trace --json for the namespace while {@code load} runs; returns the JSON lines. */
-  private static List<JsonNode> trace(TestNetns ns, double seconds, Callable<?> load, String... extra) throws Exception {
+  /** The tier these scenarios must run at; subclasses run them at the lower rungs of the ladder. */
+  protected String expectedTier() {
+    return "tracepoint";
+  }
+
+  /** Arguments that make trace pick (or force) {@link #expectedTier()}. */
+  protected List<String> tierArguments() {
+    return List.of();
+  }
+
+  /** A running trace: its output so far, and a way to wait for its end. */
+  protected interface RunningTrace {
+    String stdout();
+
+    String stderr();
+
+    boolean alive();
+
+    /** Waits for the end; returns the exit status. */
+    int await() throws Exception;
+  }
+
+  /** Starts `backlog-agent ARGS` (in this JVM here; in a confined process in subclasses). */
+  protected RunningTrace startTrace(List<String> args) throws Exception {
     StringWriter out = new StringWriter();
     StringWriter err = new StringWriter();
-    List<String> args = new ArrayList<>(List.of("trace", "--json", "--netns", Long.toString(ns.inode()),
-        "--duration", Double.toString(seconds), "--state", STATE.toString()));
-    args.addAll(List.of(extra));
     int[] exit = {-1};
     Thread tracer = new Thread(() -> exit[0] = BacklogAgent.execute(new PrintWriter(out), new PrintWriter(err),
         args.toArray(String[]::new)));
     tracer.start();
+    return new RunningTrace() {
+      public String stdout() {
+        return out.toString();
+      }
+
+      public String stderr() {
+        return err.toString();
+      }
+
+      public boolean alive() {
+        return tracer.isAlive();
+      }
+
+      public int await() throws Exception {
+        tracer.join(120_000);
+        return exit[0];
+      }
+    };
+  }
+
+  /** Runs trace --json for the namespace while {@code load} runs; returns the JSON lines. */
+  protected List<JsonNode> trace(TestNetns ns, double seconds, Callable<?> load, String... extra) throws Exception {
+    List<String> args = new ArrayList<>(List.of("trace", "--json", "--netns", Long.toString(ns.inode()),
+        "--duration", Double.toString(seconds), "--state", STATE.toString()));
+    args.addAll(tierArguments());
+    args.addAll(List.of(extra));
+    RunningTrace tracer = startTrace(args);
     long deadline = System.currentTimeMillis() + 60_000;
-    while (!err.toString().contains("tracing at tier") && System.currentTimeMillis() < deadline && tracer.isAlive()) {
+    while (!tracer.stderr().contains("tracing at tier") && System.currentTimeMillis() < deadline && tracer.alive()) {
       Thread.sleep(50);
     }
-    assertThat(err.toString()).contains("tracing at tier tracepoint").contains("LISTEN").doesNotContain("not running");
+    assertThat(tracer.stderr()).contains("tracing at tier " + expectedTier() + " ").contains("LISTEN")
+        .doesNotContain("not running");
     load.call();
-    tracer.join(120_000);
-    assertThat(exit[0]).as("exit code; stderr: %s", err).isZero();
+    int exit = tracer.await();
+    assertThat(exit).as("exit code; stderr: %s", tracer.stderr()).isZero();
     List<JsonNode> lines = new ArrayList<>();
-    for (String line : out.toString().split("\n")) {
-      if (!line.isBlank()) {
+    for (String line : tracer.stdout().split("\n")) {
+      if (line.startsWith("{")) {
         lines.add(JSON.readTree(line));
       }
     }
     return lines;
   }
 
-  private static List<JsonNode> ofType(List<JsonNode> lines, String type, int port) {
+  static List<JsonNode> ofType(List<JsonNode> lines, String type, int port) {
     return lines.stream().filter(l -> l.path("type").asText().equals(type) && l.path("port").asInt() == port).toList();
   }
 
@@ -125,7 +172,7 @@ class TraceCommandTest {
   }
 
   @Test
-  void aSlowAcceptingServersWaitsAreMeasured() throws Exception {
+  protected void aSlowAcceptingServersWaitsAreMeasured() throws Exception {
     try (TestNetns ns = TestNetns.create()) {
       ListenerProcess[] server = new ListenerProcess[1];
       List<JsonNode> lines = trace(ns, 5, () -> {
@@ -145,7 +192,7 @@ class TraceCommandTest {
   }
 
   /** The kernel notes' SYN flood: random spoofed sources, inside a namespace with no route out. */
-  private static void flood(TestNetns ns, int port) throws Exception {
+  static void flood(TestNetns ns, int port) throws Exception {
     KernelTests.requireCommand("hping3");
     new ProcessBuilder("ip", "netns", "exec", ns.name(), "timeout", "3", "hping3", "-q", "-S", "-p",
         Integer.toString(port), "-i", "u100", "--rand-source", "127.0.0.1")

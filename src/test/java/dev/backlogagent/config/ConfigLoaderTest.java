@@ -116,7 +116,7 @@ class ConfigLoaderTest {
       "listeners: {prots: [80]}             | unknown key 'listeners.prots'; allowed here: max, netns, ports, processes",
       "interval: 10 parsecs                 | key 'interval': '10 parsecs' is not a duration (examples: 500ms, 10s, 5m, 1h)",
       "interval: 0s                         | key 'interval': must be between 1s and 1h, got 0s",
-      "tier: fast                           | key 'tier': 'fast' is not one of auto, kprobe, tracepoint, counters",
+      "tier: fast                           | key 'tier': 'fast' is not one of auto, kprobe, tracepoint, libbpf-tools, ftrace, counters",
       "listeners: {max: 0}                  | key 'listeners.max': must be between 1 and 750 (what the agent's heap can export; see docs/hardening.md), got 0",
       "listeners: {max: many}               | key 'listeners.max': expected a whole number",
       "listeners: {ports: [80, 70000]}      | key 'listeners.ports': each port must be between 1 and 65535, got 70000",

@@ -181,7 +181,7 @@ class DaemonTest {
         daemon.signal("HUP");
         Thread.sleep(2000);
         assertThat(daemon.stderr()).anyMatch(l -> l.contains("reload refused, keeping the running configuration")
-            && l.contains("key 'tier': 'fast' is not one of auto, kprobe, tracepoint, counters"));
+            && l.contains("key 'tier': 'fast' is not one of auto, kprobe, tracepoint, libbpf-tools, ftrace, counters"));
         assertThat(DaemonProcess.scrape(moved)).contains("backlog_agent_tier");
         daemon.signal("TERM");
         assertThat(daemon.awaitExit(Duration.ofSeconds(10))).isZero();

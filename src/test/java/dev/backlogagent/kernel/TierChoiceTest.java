@@ -89,7 +89,7 @@ class TierChoiceTest {
     assertThat(Tier.parse(" Kprobe ")).isEqualTo(Tier.KPROBE);
     assertThatThrownBy(() -> Tier.parse("fentry"))
         .isInstanceOf(IllegalArgumentException.class)
-        .hasMessageContaining("kprobe, tracepoint, counters, none");
+        .hasMessageContaining("kprobe, tracepoint, libbpf-tools, ftrace, counters, none");
   }
 
   private static HostCapabilities.AttachResult fails(String why) {

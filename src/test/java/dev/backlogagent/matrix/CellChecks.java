@@ -52,6 +52,11 @@ final class CellChecks {
     this.phase = phase;
   }
 
+  /** What the tiers without bpftrace serve (docs/ftrace.md); the rest they report as cannot, with why. */
+  static final Map<Tier, List<Concern>> LOWER_RUNGS = Map.of(
+      Tier.FTRACE, List.of(Concern.LISTEN, Concern.HANDSHAKES, Concern.SYNACK, Concern.DROPS, Concern.RESETS),
+      Tier.LIBBPF_TOOLS, List.of(Concern.LISTEN, Concern.HANDSHAKES));
+
   /** Every verdict of a phase that expected {@code tier}. */
   static List<Verdict> check(CellOutput out, String phase, Tier expectedTier) {
     CellChecks c = new CellChecks(out, phase);
@@ -77,8 +82,10 @@ final class CellChecks {
             + "; attached after " + phaseInfo.path("attached_seconds").asText() + " s");
     Map<String, JsonNode> scenarios = out.scenarios().getOrDefault(phase, Map.of());
     for (Concern concern : Concern.values()) {
-      if (concern == Concern.STATES || concern.main(expectedTier) == null) {
-        continue; // not asked for here (states), or the tier has no program for it
+      boolean served = expectedTier.runsBpftrace() ? concern.main(expectedTier) != null
+          : LOWER_RUNGS.getOrDefault(expectedTier, List.of()).contains(concern);
+      if (concern == Concern.STATES || !served) {
+        continue; // not asked for here (states), or the tier has nothing for it
       }
       String name = concern.label();
       CellOutput.Status status = programs.concerns().get(name);

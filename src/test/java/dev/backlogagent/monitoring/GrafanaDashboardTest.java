@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.util.List;
+import java.util.Set;
 import java.util.Map;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
@@ -58,8 +59,9 @@ class GrafanaDashboardTest {
       }
     }
     // Dashboards do not depend on the recording rules: they work where only the agent is scraped.
-    assertThat(MonitoringFiles.metricNames(MonitoringFiles.dashboardQueries()))
-        .doesNotContainAnyElementsOf(MonitoringFiles.recordedNames())
-        .doesNotContainAnyElementsOf(MonitoringFiles.EXPECTED_METRICS);
+    Set<String> named = MonitoringFiles.metricNames(MonitoringFiles.dashboardQueries());
+    assertThat(named).doesNotContainAnyElementsOf(MonitoringFiles.recordedNames());
+    // Names not exported yet (none today; AssertJ refuses an empty list to look for).
+    assertThat(named.stream().filter(MonitoringFiles.EXPECTED_METRICS::contains)).isEmpty();
   }
 }

@@ -86,6 +86,11 @@ final class InstallTree {
 
   /** Runs {@code command} with a clean set of the variables the install and the launcher read. */
   static Run run(List<String> command, Map<String, String> variables) throws Exception {
+    return run(command, variables, 60);
+  }
+
+  /** The same, allowed {@code seconds} before it is killed (booting systemd under load takes longer). */
+  static Run run(List<String> command, Map<String, String> variables, int seconds) throws Exception {
     ProcessBuilder builder = new ProcessBuilder(command);
     Map<String, String> environment = builder.environment();
     for (String name : List.of("PREFIX", "DESTDIR", "SYSTEMDUNITDIR", "BACKLOG_AGENT_JAR", "JAVA_HOME",
@@ -97,9 +102,9 @@ final class InstallTree {
     Path err = Files.createTempFile("install-err-", ".txt");
     try {
       Process process = builder.redirectOutput(out.toFile()).redirectError(err.toFile()).start();
-      if (!process.waitFor(60, TimeUnit.SECONDS)) {
+      if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
         process.destroyForcibly();
-        throw new AssertionError(command + " did not finish in 60 s");
+        throw new AssertionError(command + " did not finish in " + seconds + " s");
       }
       return new Run(process.exitValue(), Files.readString(out), Files.readString(err));
     } finally {

@@ -1,0 +1,75 @@
+package dev.backlogagent.bcc;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** libbpf-tools' lines as they print them: tcpstates -w recorded on this VM (0.26), solisten from its printf format. */
+class ToolLinesTest {
+
+  private static List<String> lines(String resource) throws IOException {
+    try (InputStream in = ToolLinesTest.class.getResourceAsStream("/libbpf-tools/" + resource)) {
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8).lines().toList();
+    }
+  }
+
+  @Test
+  void tcpstatesWideLinesGiveTheListenersBirthItsHandshakesAndItsCloseInBothFamilies() throws Exception {
+    List<ToolLines.StateChange> changes = new ArrayList<>();
+    for (String line : lines("tcpstates-0.26-wide.txt")) {
+      ToolLines.tcpstates(line).ifPresent(changes::add);
+    }
+    assertThat(changes).hasSize(12);
+    assertThat(changes.get(0)).isEqualTo(new ToolLines.StateChange(0xffff888231201280L, 7066, "python3", 2,
+        "127.0.0.1", 8096, "0.0.0.0", 0, "CLOSE", "LISTEN"));
+    assertThat(changes).filteredOn(c -> c.oldState().equals("LISTEN") && c.newState().equals("SYN_RECV"))
+        .extracting(ToolLines.StateChange::family, ToolLines.StateChange::localAddress, ToolLines.StateChange::remotePort)
+        .containsExactly(org.assertj.core.groups.Tuple.tuple(2, "127.0.0.1", 49300),
+            org.assertj.core.groups.Tuple.tuple(10, "::1", 58860));
+  }
+
+  @Test
+  void solistenLinesKeepACommandNameWithABlank() throws Exception {
+    List<ToolLines.ListenCall> calls = new ArrayList<>();
+    for (String line : lines("solisten-format.txt")) {
+      ToolLines.solisten(line).ifPresent(calls::add);
+    }
+    assertThat(calls).containsExactly(
+        new ToolLines.ListenCall(3301, "python3", 0, 1024, "TCPv4", 8080, "127.0.0.1"),
+        new ToolLines.ListenCall(3302, "Web Content", 0, 64, "TCPv6", 8443, "::"),
+        new ToolLines.ListenCall(3303, "nc", -98, 5, "TCPv4", 22, "0.0.0.0"));
+    assertThat(calls.get(1).family()).isEqualTo(10);
+  }
+
+  /** Recorded in the Debian 12 guest (6.1, kprobes): listen(7), listen(1024) on [::], listen(-1). */
+  @Test
+  void solistenAsRecordedOnDebian12ShowsTheClampedBacklogAndZeroForMinusOne() throws Exception {
+    List<ToolLines.ListenCall> calls = new ArrayList<>();
+    for (String line : lines("solisten-0.26-debian12-6.1.txt")) {
+      ToolLines.solisten(line).ifPresent(calls::add);
+    }
+    assertThat(calls).extracting(ToolLines.ListenCall::backlog, ToolLines.ListenCall::port, ToolLines.ListenCall::address,
+        ToolLines.ListenCall::family).containsExactly(
+            org.assertj.core.groups.Tuple.tuple(7L, 47101, "127.0.0.1", 2),
+            org.assertj.core.groups.Tuple.tuple(1024L, 47102, "::", 10),
+            // listen(-1): the kernel grants somaxconn (4096); solisten prints 0, which is why its number is
+            // trusted only where sock_diag's effective backlog agrees.
+            org.assertj.core.groups.Tuple.tuple(0L, 47103, "0.0.0.0", 2));
+  }
+
+  @Test
+  void aTruncatedOrForeignLineIsMalformed() {
+    assertThatThrownBy(() -> ToolLines.tcpstates("ffff888105278000 7066    python3          4  127.0.0.1   8096"))
+        .isInstanceOf(ToolLines.MalformedLine.class).hasMessageContaining("tcpstates: ffff888105278000");
+    assertThatThrownBy(() -> ToolLines.tcpstates("lost 12 events on CPU #1 and more words here -> x y"))
+        .isInstanceOf(ToolLines.MalformedLine.class);
+    assertThatThrownBy(() -> ToolLines.solisten("3301 python3 zero 1024 TCPv4 8080 127.0.0.1"))
+        .isInstanceOf(ToolLines.MalformedLine.class);
+  }
+}
