@@ -289,8 +289,10 @@ class DiagnosisKernelTest {
       assertThat(t.json().stream().filter(l -> l.path("type").asText().equals("syncookies"))
           .mapToLong(l -> l.path("sent").asLong()).sum())
           .isEqualTo(after.get("TcpExtSyncookiesSent") - before.get("TcpExtSyncookiesSent"));
+      // Two kernel counts of one flood: the socket's d runs ahead of ListenDrops by about 1 % (seen up to 1.2 %
+      // on a loaded machine); the agent's own figure is held to ss's exactly above.
       assertThat((double) ssDrops).isCloseTo(after.get("TcpExtListenDrops") - before.get("TcpExtListenDrops"),
-          org.assertj.core.data.Percentage.withPercentage(1));
+          org.assertj.core.data.Percentage.withPercentage(3));
       // Resets: only for the listener or a refused local connection, never a spoofed source as "listener".
       assertThat(t.json().stream().filter(l -> l.path("type").asText().equals("reset")))
           .allSatisfy(r -> {
