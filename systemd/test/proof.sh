@@ -62,7 +62,7 @@ say run.cgroup "$(sed -n 's/^0:://p' "/proc/$main/cgroup")"
     --connect 10 >/run/proof/listener-9191.txt 2>&1 &)
 # The summary line comes every interval (10 s by default).
 for _ in $(seq 1 240); do
-    grep -q '127.0.0.1:9191 [0-9]* (accept queue' /run/proof/run.txt 2>/dev/null && break
+    grep -q '127.0.0.1:9191 [0-9]* SYNs and third ACKs (accept queue' /run/proof/run.txt 2>/dev/null && break
     sleep 0.5
 done
 timeout 60 systemctl reload backlog-agent.service; say run.reload.rc $?
@@ -76,7 +76,9 @@ show run backlog-agent.service
 cp /run/proof/run.txt /run/proof/run-err.txt /out/
 say state.directory.mode "$(stat -c %a /var/lib/backlog-agent)"
 say state.file.mode "$(stat -c %a /var/lib/backlog-agent/requested-backlogs.json)"
-say state.has.9191 "$(grep -c '"port":9191,"requested":2' /var/lib/backlog-agent/requested-backlogs.json)"
+cp /var/lib/backlog-agent/requested-backlogs.json /out/ 2>/dev/null
+# Format 2 keys a request by its socket: an entry under "sockets" ties listen(2) to the socket on 9191.
+say state.has.9191 "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for e in d.get("sockets", []) if e.get("port") == 9191 and e.get("requested") == 2))' /var/lib/backlog-agent/requested-backlogs.json 2>/dev/null || echo 0)"
 say bpftrace.left "$(pgrep -c bpftrace)"
 ip netns del "$ns"
 

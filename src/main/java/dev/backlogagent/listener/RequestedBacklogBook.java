@@ -54,6 +54,24 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
   private final List<Pending> pending = new ArrayList<>();
   private final ObjectMapper mapper = new ObjectMapper();
   private volatile boolean changed;
+  /**
+   * Whether the pids BPF reports (the initial pid namespace's) are the pids this agent's /proc shows. Not so
+   * when the agent runs in a pid namespace of its own (a container; systemd booted in namespaces): then a
+   * call is tied to its socket by namespace, address, port and granted backlog alone.
+   */
+  private final boolean pidsComparable = inInitialPidNamespace();
+
+  // PROC_PID_INIT_INO: the inode of the initial pid namespace, fixed by the kernel.
+  private static final long INITIAL_PID_NAMESPACE = 0xEFFFFFFCL;
+
+  private static boolean inInitialPidNamespace() {
+    try {
+      Object inode = Files.getAttribute(Path.of("/proc/self/ns/pid"), "unix:ino");
+      return ((Number) inode).longValue() == INITIAL_PID_NAMESPACE;
+    } catch (IOException | UnsupportedOperationException | IllegalArgumentException | SecurityException e) {
+      return true; // cannot tell: keep the stricter match
+    }
+  }
 
   public void record(TraceEvent.ListenCall call) {
     synchronized (pending) {
@@ -78,7 +96,7 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
       for (int i = pending.size() - 1; i >= 0; i--) {
         Pending p = pending.get(i);
         if (p.netns() == socket.netns() && p.port() == socket.port() && p.address().equals(socket.address())
-            && p.backlog() == socket.backlog() && socket.holders().contains(p.pid())) {
+            && p.backlog() == socket.backlog() && (!pidsComparable || socket.holders().contains(p.pid()))) {
           match = p;
           pending.remove(i);
           break;

@@ -120,7 +120,7 @@ class SystemdUnitSandboxTest {
         .contains("\nstopped");
     // Named from /proc/PID/fd of a process of another user (CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE), in a
     // namespace entered with setns (CAP_SYS_ADMIN, RestrictNamespaces=net), counted from its sk_drops.
-    assertThat(run).containsPattern("python3\\[\\d+\\] 127\\.0\\.0\\.1:9191 \\d+ \\(accept queue\\)");
+    assertThat(run).containsPattern("python3\\[\\d+\\] 127\\.0\\.0\\.1:9191 \\d+ SYNs and third ACKs \\(accept queue full");
     // The state directory systemd made, with the unit's UMask.
     assertThat(PROOF).containsEntry("state.directory.mode", "750").containsEntry("state.file.mode", "600")
         .containsEntry("state.has.9191", "1");
