@@ -22,6 +22,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -218,6 +219,7 @@ class KernelMatrixTest {
 
   /** Debian 12's 6.1 in qemu: the ftrace tier forced; without bpftrace the ladder takes libbpf-tools (kprobes attach). */
   @Test
+  @Tag("lower-rung-guests")
   void d12LowerRungs() throws Exception {
     CellOutput out = runGuest("d12-lower", "6.1", "host", List.of("--doctor", "nobpf:--bpftrace,/nonexistent",
         "--phase", "ftrace:--tier,ftrace", "--phase", "nobpf:--bpftrace,/nonexistent"));
@@ -229,6 +231,7 @@ class KernelMatrixTest {
 
   /** Debian 13's 6.12 in qemu over its own root (no libbpf-tools there): ftrace forced, and chosen without bpftrace. */
   @Test
+  @Tag("lower-rung-guests")
   void d13LowerRungs() throws Exception {
     CellOutput out = runGuest("d13-lower", "6.12", "d13", List.of("--doctor", "nobpf:--bpftrace,/nonexistent",
         "--phase", "ftrace:--tier,ftrace", "--phase", "nobpf:--bpftrace,/nonexistent"));
