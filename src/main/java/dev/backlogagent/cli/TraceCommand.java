@@ -182,6 +182,11 @@ final class TraceCommand implements Callable<Integer> {
   }
 
   private Tier parseTier() {
+    return forcedTier(tier);
+  }
+
+  /** The tier a `--tier` option forces (trace and watch share it); one line naming the option when it is bad. */
+  static Tier forcedTier(String tier) {
     try {
       Tier t = Tier.parse(tier);
       if (t == Tier.NONE) {

@@ -246,15 +246,7 @@ final class WatchCommand implements java.util.concurrent.Callable<Integer> {
   }
 
   private Tier parseTier() {
-    try {
-      Tier t = Tier.parse(tier);
-      if (t == Tier.NONE) {
-        throw new IllegalArgumentException("tier 'none' observes nothing; expected kprobe, tracepoint or counters");
-      }
-      return t;
-    } catch (IllegalArgumentException e) {
-      throw new BadInputException("--tier: " + e.getMessage());
-    }
+    return TraceCommand.forcedTier(tier);
   }
 
   /** The terminal as the view's lines are drawn on it, resized when the terminal is. */
