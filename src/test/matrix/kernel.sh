@@ -86,25 +86,7 @@ if [ ! -s "$dir/kernel.env" ]; then
     vmlinuz=$(ls "$dir"/tree/boot/vmlinuz-"$kver")
 
     # The uncompressed kernel for PVH boot (what the kernel's scripts/extract-vmlinux does).
-    python3 - "$vmlinuz" "$dir/vmlinux-$kver" <<'PY'
-import lzma, subprocess, sys, zlib
-data = open(sys.argv[1], 'rb').read()
-def try_xz(off): return lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[off:])
-def try_gz(off): return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[off:])
-def try_zstd(off): return subprocess.run(['zstd', '-dcq'], input=data[off:], capture_output=True).stdout
-for magic, fn in ((b'\xfd7zXZ\x00', try_xz), (b'\x28\xb5\x2f\xfd', try_zstd), (b'\x1f\x8b\x08', try_gz)):
-    off = data.find(magic)
-    while off >= 0:
-        try:
-            out = fn(off)
-        except Exception:
-            out = b''
-        if out[:4] == b'\x7fELF':
-            open(sys.argv[2], 'wb').write(out)
-            sys.exit(0)
-        off = data.find(magic, off + 1)
-sys.exit('no ELF payload found in ' + sys.argv[1])
-PY
+    python3 "$here/../qemu/extract-vmlinux.py" "$vmlinuz" "$dir/vmlinux-$kver"
     objcopy -O binary --only-section=.BTF "$dir/vmlinux-$kver" "$dir/btf-$kver"
 
     # The initrd: busybox, the 9p root's modules with what they depend on (modules.dep), an /init that
