@@ -16,7 +16,6 @@ import java.util.Map;
  */
 public final class TraceEventDecoder {
   private static final Map<String, Counted> COUNTS = Map.of(
-      "@handshakes", Counted.HANDSHAKES,
       "@queue_peak", Counted.QUEUE_PEAK,
       "@synack_retransmits", Counted.SYNACK_RETRANSMITS,
       "@drops", Counted.DROPS,
@@ -128,9 +127,41 @@ public final class TraceEventDecoder {
       if (e.getKey().size() != 4) {
         throw new UndecodableException(hist.map() + " key is not a listener key: " + e.getKey());
       }
-      out.add(new TraceEvent.ListenerHistogram(what, listenerKey(e.getKey()), e.getValue()));
+      ListenerKey key = listenerKey(e.getKey());
+      out.add(new TraceEvent.ListenerHistogram(what, key, e.getValue()));
+      if (what == Histogrammed.QUEUE_DEPTH) {
+        handshakesOf(key, e.getValue(), out);
+      }
     }
     return out;
+  }
+
+  /**
+   * handshakes.bt prints no count of its own (each aggregation costs a map lookup and update per handshake):
+   * the handshakes are the depth histogram's counts, and its highest non-empty bucket's low end is a floor
+   * of the peak, exact for the buckets {0,0} and {1,1}; above 1 the program prints the peak in @queue_peak.
+   */
+  private static void handshakesOf(ListenerKey key, List<BpftraceRecord.Bucket> buckets, List<TraceEvent> out)
+      throws UndecodableException {
+    long handshakes = 0;
+    long peakFloor = -1;
+    for (BpftraceRecord.Bucket b : buckets) {
+      if (b.count() < 0) {
+        throw new UndecodableException("@queue_depth bucket with a negative count: " + b);
+      }
+      try {
+        handshakes = Math.addExact(handshakes, b.count());
+      } catch (ArithmeticException overflow) {
+        throw new UndecodableException("@queue_depth counts sum past 64 bits for " + key);
+      }
+      if (b.count() > 0) {
+        peakFloor = Math.max(peakFloor, b.min());
+      }
+    }
+    if (handshakes > 0) {
+      out.add(new TraceEvent.ListenerCount(Counted.HANDSHAKES, key, null, handshakes));
+      out.add(new TraceEvent.ListenerCount(Counted.QUEUE_PEAK, key, null, peakFloor));
+    }
   }
 
   private static ListenerKey listenerKey(List<String> k) throws UndecodableException {

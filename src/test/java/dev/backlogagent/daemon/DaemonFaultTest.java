@@ -100,9 +100,9 @@ class DaemonFaultTest {
     try (TestNetns ns = TestNetns.create()) {
       ListenerProcess server = ns.startListener("--backlog", "16");
       String key = ns.inode() + ",2,127.0.0.1," + server.port();
-      // On SIGTERM, as bpftrace's END does, the child prints what its maps hold: 7 handshakes.
-      Path fake = FakeBpftrace.write(dir.resolve("fake"), "trap 'echo \"{\\\"type\\\": \\\"map\\\", \\\"data\\\": "
-          + "{\\\"@handshakes\\\": {\\\"" + key + "\\\": 7}}}\"; exit 0' TERM\n"
+      // On SIGTERM, as bpftrace's END does, the child prints what its maps hold: 7 handshakes (the depth hist's counts).
+      Path fake = FakeBpftrace.write(dir.resolve("fake"), "trap 'echo \"{\\\"type\\\": \\\"hist\\\", \\\"data\\\": "
+          + "{\\\"@queue_depth\\\": {\\\"" + key + "\\\": [{\\\"min\\\": 0, \\\"max\\\": 0, \\\"count\\\": 7}]}}}\"; exit 0' TERM\n"
           + FakeBpftrace.ATTACHED + FakeBpftrace.HEARTBEATS);
       int prometheus = DaemonProcess.freePort();
       Path config = DaemonProcess.config(dir, """

@@ -52,6 +52,21 @@ class TraceEventDecoderTest {
   }
 
   @Test
+  void theHandshakesAreTheDepthHistogramsCountsAndItsLowestBucketsGiveThePeakTheProgramLeavesOut() throws Exception {
+    ListenerKey key = new ListenerKey(4026532177L, 2, "127.0.0.1", 8080);
+    // Every depth 0 or 1: handshakes.bt prints no @queue_peak; the highest bucket, {1,1}, is the peak.
+    List<TraceEvent> shallow = decoder.decode(reader.read("{\"type\": \"hist\", \"data\": {\"@queue_depth\": "
+        + "{\"4026532177,2,127.0.0.1,8080\": [{\"min\": 0, \"max\": 0, \"count\": 7804}, {\"min\": 1, \"max\": 1, \"count\": 241}]}}}"));
+    assertThat(shallow).contains(new TraceEvent.ListenerCount(Counted.HANDSHAKES, key, null, 8045),
+        new TraceEvent.ListenerCount(Counted.QUEUE_PEAK, key, null, 1));
+    // Deeper: the bucket's low end is only a floor (2 of 2-3); the program's @queue_peak says 3.
+    List<TraceEvent> deep = decoder.decode(reader.read("{\"type\": \"hist\", \"data\": {\"@queue_depth\": "
+        + "{\"4026532177,2,127.0.0.1,8080\": [{\"min\": 0, \"max\": 0, \"count\": 1}, {\"min\": 1, \"max\": 1, \"count\": 0}, {\"min\": 2, \"max\": 3, \"count\": 2}]}}}"));
+    assertThat(deep).contains(new TraceEvent.ListenerCount(Counted.HANDSHAKES, key, null, 3),
+        new TraceEvent.ListenerCount(Counted.QUEUE_PEAK, key, null, 2));
+  }
+
+  @Test
   void thirdAckOverflowDropsCarryTheKernelReasonNumber() throws Exception {
     List<TraceEvent> events = decode("drops-ack-overflow.jsonl");
     assertThat(events).filteredOn(e -> e instanceof TraceEvent.ListenerCount c && c.what() == Counted.DROPS)
@@ -135,7 +150,7 @@ class TraceEventDecoderTest {
     "{\"type\": \"printf\", \"data\": \"{\\\"ev\\\":\\\"listen\\\",\\\"netns\\\":1,\\\"family\\\":2,\\\"addr\\\":\\\"1.2.3.4\\\",\\\"port\\\":80,\\\"pid\\\":1,\\\"comm\\\":\\\"a\\\"b\\\",\\\"requested_backlog\\\":1,\\\"backlog\\\":1}\"}",
     "{\"type\": \"printf\", \"data\": \"{\\\"ev\\\":\\\"listen\\\",\\\"family\\\":2}\"}",
     "{\"type\": \"printf\", \"data\": \"{\\\"ev\\\":\\\"teleport\\\"}\"}",
-    "{\"type\": \"map\", \"data\": {\"@handshakes\": {\"4026532177,2\": 3}}}",
+    "{\"type\": \"map\", \"data\": {\"@queue_peak\": {\"4026532177,2\": 3}}}",
     "{\"type\": \"map\", \"data\": {\"@states\": {\"x,1\": 3}}}",
   })
   void recordsThatBreakTheContractAreUndecodable(String line) throws Exception {
