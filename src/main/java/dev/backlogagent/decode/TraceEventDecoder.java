@@ -144,7 +144,7 @@ public final class TraceEventDecoder {
   private static void handshakesOf(ListenerKey key, List<BpftraceRecord.Bucket> buckets, List<TraceEvent> out)
       throws UndecodableException {
     long handshakes = 0;
-    long peakFloor = -1;
+    long peakFloor = 0; // depths are never negative; a hist whose lowest bucket is open-ended has min Long.MIN_VALUE
     for (BpftraceRecord.Bucket b : buckets) {
       if (b.count() < 0) {
         throw new UndecodableException("@queue_depth bucket with a negative count: " + b);
