@@ -1,5 +1,6 @@
 package dev.backlogagent.bench;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.config.AgentConfig;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
@@ -154,12 +155,12 @@ class ExportMemoryBenchmark {
     }
     for (int i = 0; i < n; i++) {
       int port = 1024 + i;
-      Listener l = new Listener(NETNS, "ipv4", "10.0." + (i >> 8) + "." + (i & 255), port, 3, 4096, 4096L, 7,
+      Listener l = new Listener(new ListenerKey(NETNS, AddressFamily.IPV4, "10.0." + (i >> 8) + "." + (i & 255), port), 3, 4096, 4096L, 7,
           List.of(new ProcessIdentity(10_000 + i, "server" + (i % 50), "/usr/bin/server --port " + port, null)),
           Set.of(), 1_000_000L + i);
       listeners.add(l);
       if (busy) {
-        intervals.add(new ListenerInterval(l, new ListenerKey(NETNS, 2, l.address(), port), 5, 51, 9, 2, 40, Map.of(),
+        intervals.add(new ListenerInterval(l, l.key(), 5, 51, 9, 2, 40, Map.of(),
             Map.of(), waits, depths, List.of(Finding.of(Trouble.ACCEPT_QUEUE_OVERFLOW, 5))));
       }
     }

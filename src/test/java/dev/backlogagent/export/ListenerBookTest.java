@@ -2,6 +2,7 @@ package dev.backlogagent.export;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.diagnosis.AcceptPace;
 import dev.backlogagent.diagnosis.Finding;
@@ -35,7 +36,7 @@ class ListenerBookTest {
   private static final Instant T0 = Instant.parse("2026-12-01T09:00:00Z");
 
   private static Listener listener(int port, long queue, long backlog, int pid, ListenerFlag... flags) {
-    return new Listener(NETNS, "ipv4", "127.0.0.1", port, queue, backlog, null, 0,
+    return new Listener(new ListenerKey(NETNS, AddressFamily.IPV4, "127.0.0.1", port), queue, backlog, null, 0,
         List.of(new ProcessIdentity(pid, "python3", "python3", null)), flags.length == 0 ? Set.of() : Set.of(flags), port);
   }
 
@@ -46,12 +47,12 @@ class ListenerBookTest {
   }
 
   private static ListenerInterval stalled(Listener l, long drops) {
-    return new ListenerInterval(l, new ListenerKey(NETNS, 2, l.address(), l.port()), drops, 0, 4, 0, 0, Map.of(), Map.of(),
+    return new ListenerInterval(l, l.key(), drops, 0, 4, 0, 0, Map.of(), Map.of(),
         List.of(), List.of(), List.of(new Finding(Trouble.ACCEPT_QUEUE_OVERFLOW, drops, AcceptPace.STALLED, 0, false)));
   }
 
   private static List<Integer> ports(ListenerBook book) {
-    return book.lastRows().stream().map(r -> r.identity().port()).toList();
+    return book.lastRows().stream().map(r -> r.identity().key().port()).toList();
   }
 
   @Test
@@ -88,7 +89,7 @@ class ListenerBookTest {
       return now;
     }, Duration.ofMillis(100));
     Thread.sleep(150);
-    assertThat(book.rows()).extracting(r -> r.identity().port() + ":" + r.queue()).containsExactly("80:7", "82:0");
+    assertThat(book.rows()).extracting(r -> r.identity().key().port() + ":" + r.queue()).containsExactly("80:7", "82:0");
     assertThat(book.rows()).hasSize(2);
     assertThat(reads).as("one read per period, not one per callback").hasSize(1);
   }
@@ -101,7 +102,7 @@ class ListenerBookTest {
     BacklogMetrics metrics = new BacklogMetrics(provider.get("test"), book,
         () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of(), List.of()));
     Listener full = listener(81, 5, 4, 11, ListenerFlag.FULL);
-    ListenerInterval li = new ListenerInterval(full, new ListenerKey(NETNS, 2, "127.0.0.1", 81), 35, 5, 4, 0, 0, Map.of(),
+    ListenerInterval li = new ListenerInterval(full, new ListenerKey(NETNS, AddressFamily.IPV4, "127.0.0.1", 81), 35, 5, 4, 0, 0, Map.of(),
         Map.of(), List.of(), List.of(new dev.backlogagent.decode.BpftraceRecord.Bucket(4, 7, 5)),
         List.of(new Finding(Trouble.ACCEPT_QUEUE_OVERFLOW, 35, AcceptPace.STALLED, 0, false)));
     metrics.record(book.update(interval(1, List.of(full), li), ListenerFilter.all(), 10));
