@@ -351,8 +351,7 @@ public final class Daemon {
   }
 
   static ListenerWatch.Settings settings(AgentConfig c) {
-    Tier tier = c.tier().equals("auto") ? null : Tier.parse(c.tier());
-    return new ListenerWatch.Settings(tier, c.bpftrace(), c.programs(), c.interval(), c.incidents().slowAccept().toMillis(),
+    return new ListenerWatch.Settings(c.tier(), c.bpftrace(), c.programs(), c.interval(), c.incidents().slowAccept().toMillis(),
         c.states(), c.stateFile(), InventoryReader.Scope.ALL, key -> true, c.attachTimeout(), c.btf());
   }
 
