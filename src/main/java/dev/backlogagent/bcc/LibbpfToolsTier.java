@@ -220,7 +220,8 @@ public final class LibbpfToolsTier implements AutoCloseable {
       if (change.newState().equals("LISTEN")) {
         long netns = tasks.of(change.pid());
         if (netns > 0) {
-          attribution.learn(change.skaddr(), new ListenerKey(netns, AddressFamily.of(change.family()), change.localAddress(), change.localPort()));
+          attribution.learn(change.skaddr(),
+              new ListenerKey(netns, AddressFamily.of(change.family()), change.localAddress(), change.localPort()));
         }
       } else if (change.oldState().equals("LISTEN") && change.newState().equals("SYN_RECV")) {
         if (++handshakesThisInterval > settings.handshakeCap()) {
@@ -271,8 +272,8 @@ public final class LibbpfToolsTier implements AutoCloseable {
       unknownRequest.incrementAndGet();
       return;
     }
-    emit(new TraceEvent.ListenCall(new ListenerKey(netns, AddressFamily.of(call.family()), call.address(), call.port()), call.pid(),
-        call.comm(), call.backlog(), socket.get().backlog()));
+    ListenerKey key = new ListenerKey(netns, AddressFamily.of(call.family()), call.address(), call.port());
+    emit(new TraceEvent.ListenCall(key, call.pid(), call.comm(), call.backlog(), socket.get().backlog()));
   }
 
   private Long somaxconn(long netns) {

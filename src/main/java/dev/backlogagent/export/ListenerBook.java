@@ -26,10 +26,10 @@ import java.util.concurrent.TimeUnit;
 /**
  * The running totals behind the daemon's metrics, kept outside the OpenTelemetry SDK so that they
  * survive a reload that rebuilds the SDK, and so that a listener that goes away stops being reported
- * (the SDK keeps every series of a synchronous instrument forever). Counters and histograms are updated once
- * per interval on the daemon's thread; gauges (queue, limit, flags) from an inventory at most {@code maxAge} old, read
- * again when an exporter collects and the last one is older; callbacks on the exporters' threads read
- * immutable snapshots.
+ * (the SDK keeps every series of a synchronous instrument forever). Counters and histograms are updated
+ * once per interval on the daemon's thread; gauges (queue, limit, flags) from an inventory at most
+ * {@code maxAge} old, read again when an exporter collects and the last one is older; callbacks and the
+ * histograms' producer on the exporters' threads read immutable snapshots.
  *
  * <p>Cardinality is bounded: at most {@code max} listeners are admitted. Listeners in trouble (dropping in
  * the last interval, full, truncated) come first, then those already exported, then the rest worst
