@@ -13,7 +13,9 @@ import io.opentelemetry.sdk.metrics.data.MetricDataType;
 import io.opentelemetry.sdk.metrics.export.MetricProducer;
 import io.opentelemetry.sdk.resources.Resource;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
@@ -47,7 +49,7 @@ public final class ListenerHistograms implements MetricProducer {
       double min, double max) {
 
     static Cumulative empty(List<Double> boundaries, long startEpochNanos) {
-      return new Cumulative(startEpochNanos, boundaries, java.util.Collections.nCopies(boundaries.size() + 1, 0L), 0, 0,
+      return new Cumulative(startEpochNanos, boundaries, Collections.nCopies(boundaries.size() + 1, 0L), 0, 0,
           Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY);
     }
 
@@ -72,7 +74,7 @@ public final class ListenerHistograms implements MetricProducer {
         lo = Math.min(lo, value);
         hi = Math.max(hi, value);
       }
-      return new Cumulative(startEpochNanos, boundaries, java.util.Arrays.stream(next).boxed().toList(), n, s, lo, hi);
+      return new Cumulative(startEpochNanos, boundaries, Arrays.stream(next).boxed().toList(), n, s, lo, hi);
     }
 
     private int bucket(double value) {
