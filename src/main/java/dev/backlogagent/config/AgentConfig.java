@@ -72,7 +72,7 @@ public record AgentConfig(
   public record Listeners(List<Integer> ports, List<String> netns, List<String> processes, Integer max) {
     /**
      * The highest {@code max} accepted, from the heap an exported listener costs (ExportMemoryBenchmark): a
-     * busy listener (both histograms in use) keeps about 40 KB and a Prometheus scrape allocates about 106 KB
+     * busy listener (both histograms in use) keeps about 10 KB and a Prometheus scrape allocates about 110 KB
      * for it. Under the launcher's 96 MB heap, beside 20 MB standing for the rest of the agent on a host with
      * 10,000 listeners, 750 busy listeners survive uncompressed scrapes and 1000 do not; 7000 quiet ones ended
      * the JVM at the first scrape. See docs/hardening.md.
