@@ -102,7 +102,10 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
 
   private final ConcurrentHashMap<ListenerSocket, Entry> entries = new ConcurrentHashMap<>();
   private final List<Pending> pending = new ArrayList<>();
-  private final ObjectMapper mapper = new ObjectMapper();
+  // Fields a later agent adds are ignored, so that going back to this version keeps the book instead of
+  // refusing the whole file (this version added the entries' family).
+  private final ObjectMapper mapper = new ObjectMapper()
+      .disable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
   private volatile boolean changed;
   /**
    * Whether the pids BPF reports (the initial pid namespace's) are the pids this agent's /proc shows. Not so

@@ -112,6 +112,15 @@ class RequestedBacklogBookTest {
   }
 
   @Test
+  void fieldsThatALaterAgentAddsAreIgnoredSoADowngradeKeepsTheBook(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("requested-backlogs.json");
+    Files.writeString(file, "{\"format\":2,\"writer\":\"later\",\"sockets\":[{\"netns\":" + NETNS
+        + ",\"family\":\"ipv4\",\"address\":\"127.0.0.1\",\"port\":6379,\"socketInode\":100,\"pid\":10,"
+        + "\"comm\":\"redis-server\",\"requested\":511,\"backlog\":128,\"cgroup\":\"/system.slice/redis.service\"}]}");
+    assertThat(RequestedBacklogBook.load(file).requested(socket(100, 128, 10))).isEqualTo(511);
+  }
+
+  @Test
   void aNamespaceThatIsGoneTakesItsEntriesAlongWhenEveryNamespaceWasRead() {
     RequestedBacklogBook book = new RequestedBacklogBook();
     book.record(listen(10, "redis-server", 511, 128));
