@@ -55,7 +55,7 @@ class TraceEventDecoderTest {
 
   @Test
   void theHandshakesAreTheDepthHistogramsCountsAndItsLowestBucketsGiveThePeakTheProgramLeavesOut() throws Exception {
-    ListenerKey key = new ListenerKey(4026532177L, 2, "127.0.0.1", 8080);
+    ListenerKey key = new ListenerKey(4026532177L, AddressFamily.IPV4, "127.0.0.1", 8080);
     // Every depth 0 or 1: handshakes.bt prints no @queue_peak; the highest bucket, {1,1}, is the peak.
     List<TraceEvent> shallow = decoder.decode(reader.read("{\"type\": \"hist\", \"data\": {\"@queue_depth\": "
         + "{\"4026532177,2,127.0.0.1,8080\": [{\"min\": 0, \"max\": 0, \"count\": 7804}, {\"min\": 1, \"max\": 1, \"count\": 241}]}}}"));
