@@ -381,7 +381,8 @@ public final class ListenerWatch implements AutoCloseable {
   }
 
   private List<ConcernStatus> lowerRungConcerns() {
-    java.util.function.Function<Concern, String> lost = ftrace != null ? ftrace::lostHere : LibbpfToolsTier::lost;
+    java.util.function.Function<Concern, String> lost = ftrace != null ? ftrace::lostHere
+        : libbpfTools != null ? libbpfTools::lostHere : LibbpfToolsTier::lost;
     return lowerRungConcerns(tier, running(), lowerRungFailures, settings.states(), lost);
   }
 
