@@ -80,6 +80,27 @@ cp /var/lib/backlog-agent/requested-backlogs.json /out/ 2>/dev/null
 # Format 2 keys a request by its socket: an entry under "sockets" ties listen(2) to the socket on 9191.
 say state.has.9191 "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for e in d.get("sockets", []) if e.get("port") == 9191 and e.get("requested") == 2))' /var/lib/backlog-agent/requested-backlogs.json 2>/dev/null || echo 0)"
 say bpftrace.left "$(pgrep -c bpftrace)"
+
+# The ftrace rung under the installed unit: bpf(2) denied by a drop-in, so the daemon starts at the ftrace
+# tier, whose tracefs instance needs the unit's ReadWritePaths=/sys/kernel/tracing under ProtectKernelTunables.
+timeout 300 systemctl start backlog-agent-nobpf.service; say nobpf.start.rc $?
+show nobpf.started backlog-agent-nobpf.service
+main=$(systemctl show -p MainPID --value backlog-agent-nobpf.service)
+process nobpf.main "$main"
+# Its own instance, named after its pid (others' instances on this host are left out of the count).
+say nobpf.instances "$(ls /sys/kernel/tracing/instances | grep -c "^backlog-agent-$main-")"
+(sleep 600 | asNobody python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9292 --backlog 2 \
+    --connect 10 >/run/proof/listener-9292.txt 2>&1 &)
+for _ in $(seq 1 120); do
+    grep -q '127.0.0.1:9292 [0-9]* SYNs and third ACKs (accept queue' /run/proof/nobpf.txt 2>/dev/null && break
+    sleep 0.5
+done
+timeout 30 systemctl stop backlog-agent-nobpf.service; say nobpf.stop.rc $?
+show nobpf backlog-agent-nobpf.service
+say nobpf.instances.left "$(ls /sys/kernel/tracing/instances | grep -c "^backlog-agent-$main-")"
+cp /run/proof/nobpf.txt /run/proof/nobpf-err.txt /out/
+# listen(2) seen through sys_enter_listen at the ftrace tier, kept in the state file as BPF would keep it.
+say state.has.9292 "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for e in d.get("sockets", []) if e.get("port") == 9292 and e.get("requested") == 2))' /var/lib/backlog-agent/requested-backlogs.json 2>/dev/null || echo 0)"
 ip netns del "$ns"
 
 cp /dev/kmsg /out/systemd.log

@@ -68,7 +68,7 @@ class ToolLinesTest {
 
   /**
    * Recorded with {@code tcpsynbl 1} in a guest: in one namespace, a listener with backlog 4 taking 40 connects
-   * (ss then: Recv-Q 5, d105; ListenOverflows +105, all refused SYNs, which tcpsynbl does not see) and one with
+   * (ss then: Recv-Q 5, d105 on 6.1 and d175 on 6.12, all refused SYNs, which tcpsynbl does not see) and one with
    * backlog 128 taking 100 (Recv-Q 100), neither accepting.
    */
   static List<ToolLines.SynBacklogLine> synblLines(String resource) throws Exception {
@@ -93,6 +93,7 @@ class ToolLinesTest {
 
   @Test
   void tcpsynblAsRecordedOnDebian13PrintsTheSame() throws Exception {
+    // The binary of Debian 13's libbpf-tools (tcpsynbl-libbpf, 0.31) run in the 6.12 guest over the Debian 13 root.
     assertThat(synblLines("tcpsynbl-0.31-debian13-6.12.txt")).isEqualTo(synblLines("tcpsynbl-0.26-debian12-6.1.txt"));
   }
 
