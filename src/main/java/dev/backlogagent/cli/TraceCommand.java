@@ -3,7 +3,6 @@ package dev.backlogagent.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.backlogagent.bpf.ConcernStatus;
 import dev.backlogagent.decode.ListenerKey;
-import dev.backlogagent.kernel.Tier;
 import dev.backlogagent.kernel.TracepointSymbols;
 import dev.backlogagent.listener.InventoryReader;
 import dev.backlogagent.listener.IntervalReport;
@@ -13,7 +12,6 @@ import dev.backlogagent.report.TraceLines;
 import dev.backlogagent.watch.ListenerWatch;
 import java.io.IOException;
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.concurrent.Callable;
@@ -39,6 +37,8 @@ final class TraceCommand implements Callable<Integer> {
 
   @Mixin ListenerScopeOptions scopeOptions;
 
+  @Mixin TracerOptions tracer;
+
   @Option(names = "--duration", paramLabel = "S", description = "Stop after S seconds (default: until Ctrl-C).")
   Double duration;
 
@@ -51,28 +51,12 @@ final class TraceCommand implements Callable<Integer> {
   @Option(names = "--slow-accept-ms", paramLabel = "MS", defaultValue = "100", description = "Report connections that waited longer than MS in the accept queue (default: ${DEFAULT-VALUE}).")
   int slowAcceptMs;
 
-  @Option(names = "--tier", paramLabel = "TIER", description = "Force the tier (kprobe, tracepoint, libbpf-tools, ftrace, counters) instead of probing the kernel.")
-  String tier;
-
-  @Option(names = "--bpftrace", paramLabel = "PATH", description = "The bpftrace to run (default: search PATH, /usr/sbin, /usr/bin).")
-  Path bpftrace;
-
-  @Option(names = "--btf", paramLabel = "FILE",
-      description = "Read the kernel's types from this BTF file (for kernels that ship none), instead of the kernel's own.")
-  Path btf;
-
   @Option(names = "--state", paramLabel = "FILE", defaultValue = DEFAULT_STATE_FILE,
       description = "Where to keep the listen() calls seen, for `listeners` to show requested backlogs (default: ${DEFAULT-VALUE}).")
   Path stateFile;
 
   static final String DEFAULT_STATE_FILE = "/var/lib/backlog-agent/requested-backlogs.json";
 
-  @Option(names = "--programs", paramLabel = "DIR", description = "Read the bpftrace programs from DIR instead of the jar.")
-  Path programs;
-
-  @Option(names = "--attach-timeout", paramLabel = "S", defaultValue = "60",
-      description = "Give each BPF program at least S seconds to compile and attach; more on a machine the kernel probe finds slow (default: ${DEFAULT-VALUE}).")
-  int attachTimeoutSeconds;
 
   @Override
   public Integer call() throws Exception {
@@ -99,9 +83,9 @@ final class TraceCommand implements Callable<Integer> {
       }
     };
 
-    ListenerWatch.Settings settings = new ListenerWatch.Settings(tier == null ? null : parseTier(), bpftrace, programs,
+    ListenerWatch.Settings settings = new ListenerWatch.Settings(tracer.forcedTier(), tracer.bpftrace, tracer.programs,
         Duration.ofSeconds(interval), slowAcceptMs, states, stateFile, scope, key -> inScope(key, scopeNetns),
-        Duration.ofSeconds(attachTimeoutSeconds), btf);
+        tracer.attachTimeout(), tracer.btf);
     CountDownLatch stop = new CountDownLatch(1);
     Thread hook = new Thread(stop::countDown, "trace-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
@@ -166,37 +150,9 @@ final class TraceCommand implements Callable<Integer> {
     if (interval < 1 || interval > 3600) {
       throw new BadInputException("--interval must be between 1 and 3600 seconds, not " + interval);
     }
-    if (attachTimeoutSeconds < 1 || attachTimeoutSeconds > 1800) {
-      throw new BadInputException("--attach-timeout must be between 1 and 1800 seconds, not " + attachTimeoutSeconds);
-    }
     if (slowAcceptMs < 1) {
       throw new BadInputException("--slow-accept-ms must be at least 1, not " + slowAcceptMs);
     }
-    if (tier != null) {
-      parseTier();
-    }
-    if (btf != null && !Files.isReadable(btf)) {
-      throw new BadInputException("--btf " + btf + ": not a readable file");
-    }
-    if (programs != null && !Files.isDirectory(programs)) {
-      throw new BadInputException("--programs " + programs + ": not a directory");
-    }
-  }
-
-  private Tier parseTier() {
-    return forcedTier(tier);
-  }
-
-  /** The tier a `--tier` option forces (trace and watch share it); one line naming the option when it is bad. */
-  static Tier forcedTier(String tier) {
-    try {
-      Tier t = Tier.parse(tier);
-      if (t == Tier.NONE) {
-        throw new IllegalArgumentException("tier 'none' observes nothing; expected kprobe, tracepoint, libbpf-tools, ftrace or counters");
-      }
-      return t;
-    } catch (IllegalArgumentException e) {
-      throw new BadInputException("--tier: " + e.getMessage());
-    }
+    tracer.validate();
   }
 }

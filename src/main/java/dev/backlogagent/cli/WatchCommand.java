@@ -1,12 +1,10 @@
 package dev.backlogagent.cli;
 
 import dev.backlogagent.decode.ListenerKey;
-import dev.backlogagent.kernel.Tier;
 import dev.backlogagent.listener.InventoryReader;
 import dev.backlogagent.report.WatchView;
 import dev.backlogagent.watch.ListenerWatch;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.ZoneId;
@@ -48,17 +46,10 @@ final class WatchCommand implements java.util.concurrent.Callable<Integer> {
 
   @Mixin ListenerScopeOptions scopeOptions;
 
+  @Mixin TracerOptions tracer;
+
   @Option(names = "--interval", paramLabel = "S", defaultValue = "1", description = "Refresh every S seconds (default: ${DEFAULT-VALUE}).")
   int interval;
-
-  @Option(names = "--tier", paramLabel = "TIER", description = "Force the tier (kprobe, tracepoint, counters) instead of probing the kernel.")
-  String tier;
-
-  @Option(names = "--bpftrace", paramLabel = "PATH", description = "The bpftrace to run (default: search PATH, /usr/sbin, /usr/bin).")
-  Path bpftrace;
-
-  @Option(names = "--programs", paramLabel = "DIR", description = "Read the bpftrace programs from DIR instead of the jar.")
-  Path programs;
 
   @Option(names = "--state", paramLabel = "FILE", defaultValue = TraceCommand.DEFAULT_STATE_FILE,
       description = "Where to keep the listen() calls seen, for requested backlogs (default: ${DEFAULT-VALUE}).")
@@ -136,8 +127,9 @@ final class WatchCommand implements java.util.concurrent.Callable<Integer> {
 
   private void run(Screen screen, BlockingQueue<Input> inputs, InventoryReader.Scope scope, Long scopeNetns)
       throws IOException, InterruptedException {
-    ListenerWatch.Settings settings = new ListenerWatch.Settings(tier == null ? null : parseTier(), bpftrace, programs,
-        Duration.ofSeconds(interval), 100, false, stateFile, scope, key -> inScope(key, scopeNetns), null);
+    ListenerWatch.Settings settings = new ListenerWatch.Settings(tracer.forcedTier(), tracer.bpftrace, tracer.programs,
+        Duration.ofSeconds(interval), 100, false, stateFile, scope, key -> inScope(key, scopeNetns),
+        tracer.attachTimeout(), tracer.btf);
     try (ListenerWatch watch = ListenerWatch.start(settings, null)) {
       WatchView view = new WatchView(watch.tier().label(), WatchView.concernsLine(watch.concerns()), Duration.ofSeconds(interval), ZoneId.systemDefault());
       screen.draw(view);
@@ -237,16 +229,7 @@ final class WatchCommand implements java.util.concurrent.Callable<Integer> {
     if (interval < 1 || interval > 3600) {
       throw new BadInputException("--interval must be between 1 and 3600 seconds, not " + interval);
     }
-    if (tier != null) {
-      parseTier();
-    }
-    if (programs != null && !Files.isDirectory(programs)) {
-      throw new BadInputException("--programs " + programs + ": not a directory");
-    }
-  }
-
-  private Tier parseTier() {
-    return TraceCommand.forcedTier(tier);
+    tracer.validate();
   }
 
   /** The terminal as the view's lines are drawn on it, resized when the terminal is. */

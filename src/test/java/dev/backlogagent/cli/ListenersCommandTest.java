@@ -123,6 +123,43 @@ class ListenersCommandTest {
     assertThat(out.toString()).isEmpty();
   }
 
+  @Test
+  void watchTakesTracesTracerOptionsWithTheSameWordsAndChecks() {
+    for (String option : List.of("--tier", "--bpftrace", "--btf", "--programs", "--attach-timeout")) {
+      assertThat(helpLine("watch", option)).as(option).isNotEmpty().isEqualTo(helpLine("trace", option));
+    }
+    assertThat(helpLine("watch", "--tier")).contains("libbpf-tools, ftrace");
+    for (String[] bad : List.of(new String[] {"--tier", "turbo"}, new String[] {"--btf", "/nonexistent"},
+        new String[] {"--attach-timeout", "0"}, new String[] {"--programs", "/nonexistent"})) {
+      String[] messages = new String[2];
+      String[] commands = {"trace", "watch"};
+      for (int i = 0; i < 2; i++) {
+        err.getBuffer().setLength(0);
+        assertThat(run(commands[i], bad[0], bad[1])).as(commands[i] + " " + bad[0]).isEqualTo(ExitCode.BAD_INPUT);
+        messages[i] = err.toString().strip();
+      }
+      assertThat(messages[1]).as(bad[0]).startsWith("backlog-agent: " + bad[0]).isEqualTo(messages[0]);
+    }
+  }
+
+  /** The lines of a command's --help from an option's name to the next option. */
+  private String helpLine(String command, String option) {
+    out.getBuffer().setLength(0);
+    run(command, "--help");
+    StringBuilder text = new StringBuilder();
+    boolean in = false;
+    for (String line : out.toString().lines().toList()) {
+      String t = line.strip();
+      if (t.startsWith("-")) {
+        in = t.startsWith(option + "=") || t.startsWith(option + " ");
+      }
+      if (in) {
+        text.append(t).append(' ');
+      }
+    }
+    return text.toString().strip().replaceAll("\\s+", " "); // picocli pads the columns per command
+  }
+
   private static List<String> fields(JsonNode node) {
     List<String> names = new ArrayList<>();
     node.fieldNames().forEachRemaining(names::add);
