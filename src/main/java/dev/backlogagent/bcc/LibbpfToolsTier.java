@@ -73,12 +73,13 @@ public final class LibbpfToolsTier implements AutoCloseable {
   private final AtomicLong unattributed = new AtomicLong();
   private final AtomicLong unknownRequest = new AtomicLong();
 
-  private LibbpfToolsTier(Settings settings, Consumer<TraceEvent> sink, Supplier<Inventory> inventory) {
+  private LibbpfToolsTier(Settings settings, Consumer<TraceEvent> sink, Supplier<Inventory> inventory,
+      Supplier<Inventory> fresh) {
     this.settings = settings;
     this.sink = sink;
     this.inventory = inventory;
     this.attribution = new ListenerAttribution(inventory);
-    this.depths = new SynBacklogDepths(inventory);
+    this.depths = new SynBacklogDepths(inventory, fresh);
     this.refresher = new Thread(this::refreshLoop, "libbpf-tools-ports");
     this.refresher.setDaemon(true);
   }
@@ -86,7 +87,13 @@ public final class LibbpfToolsTier implements AutoCloseable {
   /** Starts the tools that attach here; returns once each attached or failed. */
   public static LibbpfToolsTier start(Settings settings, Consumer<TraceEvent> sink, Supplier<Inventory> inventory)
       throws InterruptedException {
-    LibbpfToolsTier tier = new LibbpfToolsTier(settings, sink, inventory);
+    return start(settings, sink, inventory, inventory);
+  }
+
+  /** As {@link #start(Settings, Consumer, Supplier)}, with {@code fresh} reading the inventory now when asked. */
+  public static LibbpfToolsTier start(Settings settings, Consumer<TraceEvent> sink, Supplier<Inventory> inventory,
+      Supplier<Inventory> fresh) throws InterruptedException {
+    LibbpfToolsTier tier = new LibbpfToolsTier(settings, sink, inventory, fresh);
     Optional<Path> solisten = LibbpfToolsProbe.find("solisten");
     if (solisten.isPresent()) {
       tier.solisten = new ToolSupervisor(solisten.get(), List.of(), tier::onSolisten).start();

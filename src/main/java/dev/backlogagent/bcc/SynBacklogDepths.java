@@ -24,6 +24,7 @@ import java.util.function.Supplier;
  */
 final class SynBacklogDepths {
   private final Supplier<Inventory> inventory;
+  private final Supplier<Inventory> fresh;
   /** The limit of the histogram being printed (-1: none yet this interval), and its listener (null: none or several). */
   private long limit = -1;
   private ListenerKey listener;
@@ -34,8 +35,14 @@ final class SynBacklogDepths {
 
   private record NamespacePort(long netns, int port) {}
 
-  SynBacklogDepths(Supplier<Inventory> inventory) {
+  /**
+   * @param inventory the latest inventory
+   * @param fresh one read now, for a limit the latest has no listener with: a listener born less than an interval
+   *     ago (its handshakes, and tcpsynbl's print, come at once)
+   */
+  SynBacklogDepths(Supplier<Inventory> inventory, Supplier<Inventory> fresh) {
     this.inventory = inventory;
+    this.fresh = fresh;
   }
 
   /** A handshake tcpstates saw on this listener key: it may single out the listener of a shared limit. */
@@ -92,11 +99,10 @@ final class SynBacklogDepths {
   }
 
   private ListenerKey listenerWithBacklog(long backlog) {
-    Inventory now = inventory.get();
-    if (now == null) {
-      return null;
+    List<Listener> withIt = withBacklog(inventory.get(), backlog);
+    if (withIt.isEmpty()) {
+      withIt = withBacklog(fresh.get(), backlog);
     }
-    List<Listener> withIt = now.listeners().stream().filter(l -> l.backlog() == backlog).toList();
     if (withIt.size() > 1) {
       withIt = withIt.stream().filter(l -> handshakesNow.contains(new NamespacePort(l.netns(), l.port()))
           || handshakesBefore.contains(new NamespacePort(l.netns(), l.port()))).toList();
@@ -106,5 +112,9 @@ final class SynBacklogDepths {
     }
     Listener l = withIt.get(0);
     return new ListenerKey(l.netns(), AddressFamily.ofLabel(l.family()).number(), l.address(), l.port());
+  }
+
+  private static List<Listener> withBacklog(Inventory inventory, long backlog) {
+    return inventory == null ? List.of() : inventory.listeners().stream().filter(l -> l.backlog() == backlog).toList();
   }
 }

@@ -66,7 +66,7 @@ class SynBacklogDepthsTest {
 
   @Test
   void eachLimitsOnlyListenerGetsItsHistogramAndAPeakAtLeastItsTopSlot() throws Exception {
-    SynBacklogDepths depths = new SynBacklogDepths(() -> inventory(listener(OVERFLOWING, 4), listener(BUSY, 128)));
+    SynBacklogDepths depths = new SynBacklogDepths(() -> inventory(listener(OVERFLOWING, 4), listener(BUSY, 128)), () -> null);
     Map<ListenerKey, Seen> seen = byListener(feed(depths));
     // Backlog 4, never accepting: five handshakes found 0..4 waiting; the last found the queue at its limit, so
     // it then held 5 = limit + 1, as ss's Recv-Q showed.
@@ -80,11 +80,11 @@ class SynBacklogDepthsTest {
   @Test
   void aLimitTwoListenersShareGoesToTheOneThatTookHandshakesElseToNobody() throws Exception {
     Inventory two = inventory(listener(OVERFLOWING, 4), listener(BUSY, 128), listener(OTHER_128, 128));
-    SynBacklogDepths nobody = new SynBacklogDepths(() -> two);
+    SynBacklogDepths nobody = new SynBacklogDepths(() -> two, () -> two);
     assertThat(byListener(feed(nobody))).containsOnlyKeys(OVERFLOWING);
     assertThat(nobody.unattributed()).isEqualTo(100);
 
-    SynBacklogDepths told = new SynBacklogDepths(() -> two);
+    SynBacklogDepths told = new SynBacklogDepths(() -> two, () -> two);
     told.handshake(new ListenerKey(A, 2, "127.0.0.1", 8081));
     told.nextInterval(); // a handshake of the interval before still counts
     assertThat(byListener(feed(told))).containsOnlyKeys(OVERFLOWING, BUSY);
@@ -94,8 +94,19 @@ class SynBacklogDepthsTest {
   }
 
   @Test
+  void aListenerBornSinceTheLatestInventoryIsFoundInOneReadNow() throws Exception {
+    java.util.concurrent.atomic.AtomicInteger reads = new java.util.concurrent.atomic.AtomicInteger();
+    SynBacklogDepths depths = new SynBacklogDepths(() -> inventory(listener(BUSY, 128)), () -> {
+      reads.incrementAndGet();
+      return inventory(listener(OVERFLOWING, 4), listener(BUSY, 128));
+    });
+    assertThat(byListener(feed(depths))).containsOnlyKeys(OVERFLOWING, BUSY);
+    assertThat(reads).hasValue(1); // only for the limit the latest inventory did not have
+  }
+
+  @Test
   void aBucketBeforeAnyLimitIsMalformedAndTheNextLimitStartsAfresh() throws Exception {
-    SynBacklogDepths depths = new SynBacklogDepths(() -> inventory(listener(OVERFLOWING, 4)));
+    SynBacklogDepths depths = new SynBacklogDepths(() -> inventory(listener(OVERFLOWING, 4)), () -> null);
     assertThatThrownBy(() -> depths.line("         0 -> 1          : 2        |****|"))
         .isInstanceOf(ToolLines.MalformedLine.class).hasMessageContaining("before any backlog_max");
     assertThat(depths.line("backlog_max = 4")).isEmpty();
