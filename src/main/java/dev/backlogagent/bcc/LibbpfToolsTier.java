@@ -1,6 +1,7 @@
 package dev.backlogagent.bcc;
 
 import dev.backlogagent.bpf.Concern;
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.ftrace.ListenerAttribution;
@@ -215,7 +216,7 @@ public final class LibbpfToolsTier implements AutoCloseable {
     TreeSet<Integer> ports = new TreeSet<>();
     Inventory now = inventory.get();
     if (now != null) {
-      now.listeners().forEach(l -> ports.add(l.port()));
+      now.listeners().forEach(l -> ports.add(l.key().port()));
     }
     return ports;
   }
@@ -265,14 +266,15 @@ public final class LibbpfToolsTier implements AutoCloseable {
       if (change.newState().equals("LISTEN")) {
         long netns = tasks.of(change.pid());
         if (netns > 0) {
-          attribution.learn(change.skaddr(), new ListenerKey(netns, change.family(), change.localAddress(), change.localPort()));
+          attribution.learn(change.skaddr(),
+              new ListenerKey(netns, AddressFamily.of(change.family()), change.localAddress(), change.localPort()));
         }
       } else if (change.oldState().equals("LISTEN") && change.newState().equals("SYN_RECV")) {
         if (++handshakesThisInterval > settings.handshakeCap()) {
           skipped.incrementAndGet();
           return;
         }
-        ListenerAttribution.Result r = attribution.byPortOrTask(change.family(), change.localAddress(),
+        ListenerAttribution.Result r = attribution.byPortOrTask(AddressFamily.of(change.family()), change.localAddress(),
             change.localPort(), () -> tasks.of(change.pid()));
         if (r.outcome() == ListenerAttribution.Outcome.AMBIGUOUS || r.outcome() == ListenerAttribution.Outcome.UNKNOWN) {
           unattributed.incrementAndGet();
@@ -333,8 +335,8 @@ public final class LibbpfToolsTier implements AutoCloseable {
       unknownRequest.incrementAndGet();
       return;
     }
-    emit(new TraceEvent.ListenCall(new ListenerKey(netns, call.family(), call.address(), call.port()), call.pid(),
-        call.comm(), call.backlog(), socket.get().backlog()));
+    ListenerKey key = new ListenerKey(netns, AddressFamily.of(call.family()), call.address(), call.port());
+    emit(new TraceEvent.ListenCall(key, call.pid(), call.comm(), call.backlog(), socket.get().backlog()));
   }
 
   private Long somaxconn(long netns) {

@@ -1,5 +1,6 @@
 package dev.backlogagent.config;
 
+import dev.backlogagent.kernel.Tier;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
@@ -11,7 +12,7 @@ import java.util.Map;
  * naming the key, so that a bad file fails at start, in one line.
  *
  * @param interval how often the inventory is read, BPF maps are flushed and the summary line printed
- * @param tier auto, kprobe, tracepoint, libbpf-tools, ftrace or counters
+ * @param tier the tier to run, or null (auto, the default) for the one the host's ladder chooses
  * @param bpftrace the bpftrace binary, or null to search PATH, /usr/sbin and /usr/bin
  * @param btf a BTF file of this kernel for bpftrace (kernels that ship none; BTFHub's files), or null for the
  *     kernel's own, wherever bpftrace finds it or at /sys/kernel/btf/vmlinux
@@ -24,7 +25,7 @@ import java.util.Map;
  */
 public record AgentConfig(
     Duration interval,
-    String tier,
+    Tier tier,
     Path bpftrace,
     Path btf,
     Path programs,
@@ -37,14 +38,9 @@ public record AgentConfig(
     Duration attachTimeout) {
 
   public static final String DEFAULT_STATE_FILE = "/var/lib/backlog-agent/requested-backlogs.json";
-  static final List<String> TIERS = List.of("auto", "kprobe", "tracepoint", "libbpf-tools", "ftrace", "counters");
 
   public AgentConfig {
     interval = ConfigValueException.within("interval", interval, Duration.ofSeconds(10), Duration.ofSeconds(1), Duration.ofHours(1));
-    tier = tier == null ? "auto" : tier;
-    if (!TIERS.contains(tier)) {
-      throw new ConfigValueException("tier", "'" + tier + "' is not one of " + String.join(", ", TIERS));
-    }
     stateFile = stateFile == null ? Path.of(DEFAULT_STATE_FILE) : stateFile;
     states = states == null || states;
     summary = summary == null || summary;
@@ -76,7 +72,7 @@ public record AgentConfig(
   public record Listeners(List<Integer> ports, List<String> netns, List<String> processes, Integer max) {
     /**
      * The highest {@code max} accepted, from the heap an exported listener costs (ExportMemoryBenchmark): a
-     * busy listener (both histograms in use) keeps about 40 KB and a Prometheus scrape allocates about 106 KB
+     * busy listener (both histograms in use) keeps about 10 KB and a Prometheus scrape allocates about 110 KB
      * for it. Under the launcher's 96 MB heap, beside 20 MB standing for the rest of the agent on a host with
      * 10,000 listeners, 750 busy listeners survive uncompressed scrapes and 1000 do not; 7000 quiet ones ended
      * the JVM at the first scrape. See docs/hardening.md.

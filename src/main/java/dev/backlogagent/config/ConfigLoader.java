@@ -20,6 +20,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import com.fasterxml.jackson.dataformat.yaml.YAMLParser;
+import dev.backlogagent.kernel.Tier;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -49,8 +50,9 @@ public final class ConfigLoader {
 
   public ConfigLoader(FileTrust trust) {
     this.trust = trust;
-    SimpleModule durations = new SimpleModule("durations");
-    durations.addDeserializer(Duration.class, new Durations.Deserializer());
+    SimpleModule values = new SimpleModule("values");
+    values.addDeserializer(Duration.class, new Durations.Deserializer());
+    values.addDeserializer(Tier.class, new ConfiguredTier.Deserializer());
     this.mapper = JsonMapper.builder(new YAMLFactory())
         .propertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
         .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
@@ -58,7 +60,7 @@ public final class ConfigLoader {
         .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
         .disable(MapperFeature.ALLOW_COERCION_OF_SCALARS)
         .enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION)
-        .addModule(durations)
+        .addModule(values)
         .build();
   }
 
@@ -313,7 +315,7 @@ public final class ConfigLoader {
 
   private static String describe(InvalidFormatException e) {
     String got = String.valueOf(e.getValue());
-    if (e.getTargetType() == Duration.class) {
+    if (e.getTargetType() == Duration.class || e.getTargetType() == Tier.class) {
       return e.getOriginalMessage(); // the deserializer's own sentence
     }
     return "expected " + expected(e.getTargetType()) + ", got '" + got + "'";
@@ -331,6 +333,9 @@ public final class ConfigLoader {
     }
     if (type == Duration.class) {
       return "a duration such as 500ms, 10s, 5m";
+    }
+    if (type == Tier.class) {
+      return "one of " + ConfiguredTier.allowed();
     }
     if (type == String.class || type == Path.class) {
       return "a string";

@@ -12,6 +12,7 @@ import dev.backlogagent.export.BacklogMetrics;
 import dev.backlogagent.export.ExportHealth;
 import dev.backlogagent.export.IncidentSpans;
 import dev.backlogagent.export.ListenerBook;
+import dev.backlogagent.export.ListenerHistograms;
 import dev.backlogagent.export.ListenerFilter;
 import dev.backlogagent.export.ListenerIdentity;
 import dev.backlogagent.export.SlowAcceptSpans;
@@ -149,7 +150,7 @@ public final class Daemon {
     AgentConfig.Exporters noPort = new AgentConfig.Exporters(
         new AgentConfig.Prometheus(false, config.exporters().prometheus().host(), config.exporters().prometheus().port()),
         config.exporters().otlp());
-    try (Telemetry t = Telemetry.start(noPort, new ExportHealth(), cardinality(config))) {
+    try (Telemetry t = Telemetry.start(noPort, new ExportHealth(), cardinality(config), new ListenerHistograms(book))) {
       out.println("exporters: " + t.description().replace("no exporter", "OTLP off")
           + (config.exporters().prometheus().enabled() ? ", Prometheus on " + config.exporters().prometheus().host() + ":"
           + config.exporters().prometheus().port() + " (not bound by --check)" : ""));
@@ -225,8 +226,7 @@ public final class Daemon {
 
   private void publish(IntervalReport report) {
     AgentConfig c = config;
-    List<ListenerBook.Added> added = book.update(report, filter, c.listeners().max());
-    metrics.record(added);
+    book.update(report, filter, c.listeners().max());
     incidents.update(report, filter, c.incidents().quietPeriod());
     if (c.summary()) {
       out.println(summary.line(report, book, filter, incidents.openIncidents(), status(), health, telemetry.otlp()));
@@ -317,7 +317,7 @@ public final class Daemon {
   }
 
   private void startTelemetry(AgentConfig c) throws Telemetry.StartException {
-    telemetry = Telemetry.start(c.exporters(), health, cardinality(c));
+    telemetry = Telemetry.start(c.exporters(), health, cardinality(c), new ListenerHistograms(book));
     metrics = new BacklogMetrics(telemetry.meter(), book, this::status);
     if (incidents == null) {
       incidents = new IncidentSpans(telemetry.tracer());
@@ -351,8 +351,7 @@ public final class Daemon {
   }
 
   static ListenerWatch.Settings settings(AgentConfig c) {
-    Tier tier = c.tier().equals("auto") ? null : Tier.parse(c.tier());
-    return new ListenerWatch.Settings(tier, c.bpftrace(), c.programs(), c.interval(), c.incidents().slowAccept().toMillis(),
+    return new ListenerWatch.Settings(c.tier(), c.bpftrace(), c.programs(), c.interval(), c.incidents().slowAccept().toMillis(),
         c.states(), c.stateFile(), InventoryReader.Scope.ALL, key -> true, c.attachTimeout(), c.btf());
   }
 

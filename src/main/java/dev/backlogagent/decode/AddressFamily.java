@@ -20,16 +20,11 @@ public enum AddressFamily {
     return number == IPV6.number ? IPV6 : IPV4;
   }
 
-  /** The family of a label ("ipv4", "ipv6"); anything but "ipv6" is IPv4. */
-  public static AddressFamily ofLabel(String label) {
-    return IPV6.label.equals(label) ? IPV6 : IPV4;
-  }
-
   public int number() {
     return number;
   }
 
-  /** "ipv4" or "ipv6": network.type's values, and the inventory's JSON. */
+  /** "ipv4" or "ipv6": network.type's values, and the family in every JSON output and the state file. */
   @JsonValue
   public String label() {
     return label;

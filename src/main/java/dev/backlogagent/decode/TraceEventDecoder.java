@@ -80,7 +80,7 @@ public final class TraceEventDecoder {
         throw new UndecodableException("event without " + field + ": " + abbreviate(e.toString()));
       }
     }
-    return new ListenerKey(e.get("netns").asLong(), e.get("family").asInt(), e.get("addr").asText(), e.get("port").asInt());
+    return new ListenerKey(e.get("netns").asLong(), AddressFamily.of(e.get("family").asInt()), e.get("addr").asText(), e.get("port").asInt());
   }
 
   private static long number(JsonNode e, String field) throws UndecodableException {
@@ -134,7 +134,7 @@ public final class TraceEventDecoder {
   }
 
   private static ListenerKey listenerKey(List<String> k) throws UndecodableException {
-    return new ListenerKey(longValue(k.get(0)), integer(k.get(1)), k.get(2), integer(k.get(3)));
+    return new ListenerKey(longValue(k.get(0)), AddressFamily.of(integer(k.get(1))), k.get(2), integer(k.get(3)));
   }
 
   private static int integer(String s) throws UndecodableException {

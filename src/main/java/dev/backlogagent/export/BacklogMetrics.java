@@ -1,7 +1,6 @@
 package dev.backlogagent.export;
 
 import dev.backlogagent.bpf.ConcernStatus;
-import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.TcpState;
 import dev.backlogagent.listener.ListenerFlag;
 import dev.backlogagent.listener.NetNamespace;
@@ -11,8 +10,6 @@ import dev.backlogagent.procfs.NamespaceSysctls;
 import io.opentelemetry.api.common.AttributeKey;
 import io.opentelemetry.api.common.Attributes;
 import io.opentelemetry.api.common.AttributesBuilder;
-import io.opentelemetry.api.metrics.DoubleHistogram;
-import io.opentelemetry.api.metrics.LongHistogram;
 import io.opentelemetry.api.metrics.Meter;
 import io.opentelemetry.api.metrics.ObservableLongMeasurement;
 import java.util.ArrayList;
@@ -23,9 +20,9 @@ import java.util.function.Supplier;
 import java.util.function.ToLongFunction;
 
 /**
- * Every metric the daemon exports (README.md lists them with their Prometheus names). Gauges and counters
- * are observed from the {@link ListenerBook} and the agent's status when an exporter collects; the two
- * histograms are recorded once per interval from the kernel's own power-of-two histograms.
+ * The metrics the daemon exports through instruments (README.md lists them with their Prometheus names):
+ * gauges and counters observed from the {@link ListenerBook} and the agent's status when an exporter
+ * collects. The two histograms are not instruments: {@link ListenerHistograms} hands the book's to the SDK.
  */
 public final class BacklogMetrics {
   static final AttributeKey<String> NETNS_NAME = AttributeKey.stringKey("netns.name");
@@ -39,13 +36,6 @@ public final class BacklogMetrics {
   static final AttributeKey<String> CONCERN_PROGRAM = AttributeKey.stringKey("backlog_agent.concern.program");
   static final AttributeKey<String> CONCERN_STATE = AttributeKey.stringKey("backlog_agent.concern.state");
 
-  /** Accept-queue depth buckets: the kernel's power-of-two buckets, as upper bounds. */
-  static final List<Long> DEPTH_BOUNDARIES = powersOfTwo(0, 16, 1);
-  /** Accept-wait buckets in seconds: 1 µs to about 67 s in powers of two. */
-  static final List<Double> WAIT_BOUNDARIES = powersOfTwo(0, 26, 1).stream().map(us -> us / 1e6).toList();
-
-  private final LongHistogram queueDepth;
-  private final DoubleHistogram acceptWait;
   private final List<AutoCloseable> callbacks = new ArrayList<>();
 
   public BacklogMetrics(Meter meter, ListenerBook book, Supplier<AgentStatus> status) {
@@ -96,12 +86,6 @@ public final class BacklogMetrics {
         "SYN-ACKs the listener retransmitted because the final ACK did not come.", ListenerBook.Row::synackRetransmits);
     listenerCounter(meter, book, "tcp.listen.handshakes", "{connection}",
         "Handshakes completed at the listener (connections put on its accept queue).", ListenerBook.Row::handshakes);
-    queueDepth = meter.histogramBuilder("tcp.listen.queue.depth").ofLongs().setUnit("{connection}")
-        .setDescription("The accept-queue length at each completed handshake.")
-        .setExplicitBucketBoundariesAdvice(DEPTH_BOUNDARIES).build();
-    acceptWait = meter.histogramBuilder("tcp.listen.accept.wait").setUnit("s")
-        .setDescription("How long connections waited in the accept queue, from the handshake to accept().")
-        .setExplicitBucketBoundariesAdvice(WAIT_BOUNDARIES).build();
 
     // Per namespace.
     namespaceCounter(meter, book, "tcp.ext.listen_overflows", "{packet}",
@@ -162,24 +146,6 @@ public final class BacklogMetrics {
     callbacks.add(meter.counterBuilder("backlog_agent.listeners.left_out").setUnit("{listener}")
         .setDescription("Listeners not exported because the listener cap (listeners.max) was reached.")
         .buildWithCallback(m -> m.record(book.leftOut())));
-  }
-
-  /** Records one interval's histograms: the kernel's buckets, each count at a value inside its bucket. */
-  public void record(List<ListenerBook.Added> added) {
-    for (ListenerBook.Added a : added) {
-      Attributes attributes = a.identity().endpointAttributes();
-      for (BpftraceRecord.Bucket b : a.interval().queueDepths()) {
-        for (long i = 0; i < b.count(); i++) {
-          queueDepth.record(b.max(), attributes); // [4,7] at 7 lands in the (4,8] bucket
-        }
-      }
-      for (BpftraceRecord.Bucket b : a.interval().acceptWaitMicros()) {
-        double seconds = (b.min() + b.max() + 1) / 2.0 / 1e6; // the middle of [min, max]
-        for (long i = 0; i < b.count(); i++) {
-          acceptWait.record(seconds, attributes);
-        }
-      }
-    }
   }
 
   /** Unregisters the callbacks (before the SDK that holds them shuts down, or is replaced). */
@@ -251,14 +217,5 @@ public final class BacklogMetrics {
       case "CLOSE" -> "closed";
       default -> name.toLowerCase(Locale.ROOT);
     };
-  }
-
-  private static List<Long> powersOfTwo(int fromExponent, int toExponent, long zero) {
-    List<Long> bounds = new ArrayList<>();
-    bounds.add(0L);
-    for (int e = fromExponent; e <= toExponent; e++) {
-      bounds.add(zero << e);
-    }
-    return List.copyOf(bounds);
   }
 }

@@ -98,7 +98,7 @@ public final class IncidentSpans {
         continue;
       }
       ListenerIdentity id = ListenerIdentity.of(l);
-      NamespaceSysctls sysctls = report.inventory().namespace(l.netns()).map(NetNamespace::sysctls).orElse(null);
+      NamespaceSysctls sysctls = report.inventory().namespace(l.key().netns()).map(NetNamespace::sysctls).orElse(null);
       Incident incident = open.get(id);
       if (incident == null) {
         Instant first = overflowStarts.getOrDefault(id, start);
@@ -120,7 +120,7 @@ public final class IncidentSpans {
         incident.totals.merge(f.trouble(), f.count(), Long::sum);
         incident.last.put(f.trouble(), f);
       }
-      incident.delta = report.counterDeltas().get(l.netns());
+      incident.delta = report.counterDeltas().get(l.key().netns());
       incident.lastDrop = end;
       incident.listener = l;
       incident.sysctls = sysctls;

@@ -1,5 +1,6 @@
 package dev.backlogagent.export;
 
+import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.StateTransition;
 import dev.backlogagent.diagnosis.AcceptPace;
 import dev.backlogagent.listener.IntervalReport;
@@ -14,19 +15,21 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 
 /**
  * The running totals behind the daemon's metrics, kept outside the OpenTelemetry SDK so that they
  * survive a reload that rebuilds the SDK, and so that a listener that goes away stops being reported
- * (the SDK keeps every series of a synchronous counter forever). Counters are updated once per interval on
- * the daemon's thread; gauges (queue, limit, flags) from an inventory at most {@code maxAge} old, read
- * again when an exporter collects and the last one is older; callbacks on the exporters' threads read
- * immutable snapshots.
+ * (the SDK keeps every series of a synchronous instrument forever). Counters and histograms are updated
+ * once per interval on the daemon's thread; gauges (queue, limit, flags) from an inventory at most
+ * {@code maxAge} old, read again when an exporter collects and the last one is older; callbacks and the
+ * histograms' producer on the exporters' threads read immutable snapshots.
  *
  * <p>Cardinality is bounded: at most {@code max} listeners are admitted. Listeners in trouble (dropping in
  * the last interval, full, truncated) come first, then those already exported, then the rest worst
@@ -44,9 +47,6 @@ public final class ListenerBook {
   public record Row(ListenerIdentity identity, long queue, long backlog, Long requestedBacklog,
       long drops, long overflows, long handshakes, long synackRetransmits, Set<ListenerFlag> flags,
       Set<Trouble> troubles, boolean stalled) {}
-
-  /** What one interval added, for the histograms (which are recorded as they come). */
-  public record Added(ListenerIdentity identity, ListenerInterval interval) {}
 
   /** Reads a fresh inventory for the gauges; may fail (then the last rows stay). */
   @FunctionalInterface
@@ -69,6 +69,11 @@ public final class ListenerBook {
   private Set<ListenerIdentity> admitted = new LinkedHashSet<>();
   private final Set<ListenerIdentity> leftOut = new LinkedHashSet<>();
   private final Map<ListenerIdentity, Totals> totals = new HashMap<>();
+  /**
+   * By endpoint, not by identity: the histograms carry no process, so a server restarted between two
+   * inventories continues its endpoint's series (ListenerIdentity#endpointAttributes).
+   */
+  private final Map<ListenerKey, ListenerHistograms.Endpoint> histograms = new HashMap<>();
   private Map<ListenerIdentity, Verdict> verdicts = Map.of();
   private final Map<StateTransition, Long> transitions = new HashMap<>();
   private long leftOutCount;
@@ -79,6 +84,7 @@ public final class ListenerBook {
   private volatile Duration maxAge = Duration.ofSeconds(1);
   private volatile long lastReadNanos = System.nanoTime();
   private volatile List<Row> rows = List.of();
+  private volatile List<ListenerHistograms.Endpoint> histogramRows = List.of();
   private volatile List<NetNamespace> namespaces = List.of();
   private volatile Map<StateTransition, Long> transitionTotals = Map.of();
 
@@ -88,8 +94,8 @@ public final class ListenerBook {
     this.source = inventories;
   }
 
-  /** Takes one interval; returns, per admitted listener with activity, what to record in histograms. */
-  public synchronized List<Added> update(IntervalReport report, ListenerFilter filter, int max) {
+  /** Takes one interval: its counts and histograms for the admitted listeners, its verdicts, and the gauges. */
+  public synchronized void update(IntervalReport report, ListenerFilter filter, int max) {
     this.filter = filter;
     this.max = max;
     Map<ListenerIdentity, Verdict> next = new HashMap<>();
@@ -103,7 +109,7 @@ public final class ListenerBook {
     verdicts = Map.copyOf(next);
     Map<ListenerIdentity, Listener> present = admit(report.inventory());
 
-    List<Added> added = new ArrayList<>();
+    long now = TimeUnit.MILLISECONDS.toNanos(System.currentTimeMillis());
     for (ListenerInterval li : report.listeners()) {
       if (li.listener() == null) {
         continue;
@@ -117,12 +123,13 @@ public final class ListenerBook {
       t.overflows += overflows(li);
       t.handshakes += li.handshakes();
       t.synack += li.synackRetransmits();
-      added.add(new Added(id, li));
+      if (!li.queueDepths().isEmpty() || !li.acceptWaitMicros().isEmpty()) {
+        histograms.compute(id.key(), (k, before) -> ListenerHistograms.plus(before, id.endpointAttributes(), li, now));
+      }
     }
     report.stateTransitions().forEach((fromTo, n) -> transitions.merge(fromTo, n, Long::sum));
     transitionTotals = Map.copyOf(transitions);
     publish(report.inventory(), present);
-    return added;
   }
 
   /**
@@ -181,6 +188,9 @@ public final class ListenerBook {
     leftOut.removeAll(next);
     admitted = next;
     totals.keySet().retainAll(next);
+    Set<ListenerKey> exported = new HashSet<>();
+    next.forEach(id -> exported.add(id.key()));
+    histograms.keySet().retainAll(exported);
     return present;
   }
 
@@ -203,6 +213,7 @@ public final class ListenerBook {
           Set.copyOf(flags), v.troubles().isEmpty() ? Set.of() : Set.copyOf(v.troubles()), v.stalled()));
     }
     rows = List.copyOf(next);
+    histogramRows = List.copyOf(histograms.values());
     namespaces = inventory.namespaces().stream().filter(filter::admitsNamespace).toList();
     if (inventory.takenAt() != null) {
       inventoryTaken = inventory.takenAt();
@@ -221,6 +232,20 @@ public final class ListenerBook {
 
   /** The exported listeners, their gauges at most the configured age old when an inventory source is set. */
   public List<Row> rows() {
+    readIfOld();
+    return rows;
+  }
+
+  /**
+   * The exported listeners' histograms, by endpoint: as of the last interval, without the endpoints of
+   * listeners gone since (as old as {@link #rows()}).
+   */
+  public List<ListenerHistograms.Endpoint> histograms() {
+    readIfOld();
+    return histogramRows;
+  }
+
+  private void readIfOld() {
     InventorySource s = source;
     if (s != null && System.nanoTime() - lastReadNanos > maxAge.toNanos()) {
       synchronized (this) {
@@ -234,7 +259,6 @@ public final class ListenerBook {
         }
       }
     }
-    return rows;
   }
 
   /** The exported listeners as the last interval or inventory left them, without reading again. */

@@ -29,7 +29,7 @@ public final class ListenerFilter {
   }
 
   public boolean admits(Listener l, Inventory inventory) {
-    return portAndNamespace(l.netns(), l.port(), inventory)
+    return portAndNamespace(l.key().netns(), l.key().port(), inventory)
         && (processes.isEmpty() || l.processes().stream().anyMatch(p -> processes.contains(p.comm())));
   }
 

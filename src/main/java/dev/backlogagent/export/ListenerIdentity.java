@@ -1,6 +1,5 @@
 package dev.backlogagent.export;
 
-import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.listener.Listener;
 import dev.backlogagent.procfs.ProcessIdentity;
@@ -14,11 +13,11 @@ import java.util.Comparator;
  * attributes of every per-listener series, so it never holds anything with unbounded values (no client
  * address, no ephemeral port).
  *
+ * @param key where it listens
  * @param pid the holding process (the lowest pid when a socket is shared by forked workers: the parent),
  *     or 0 when no process could be seen
  */
-public record ListenerIdentity(
-    long netns, String family, String address, int port, int pid, String executable, String containerId) {
+public record ListenerIdentity(ListenerKey key, int pid, String executable, String containerId) {
 
   public static final AttributeKey<String> TRANSPORT = AttributeKey.stringKey("network.transport");
   public static final AttributeKey<String> NETWORK_TYPE = AttributeKey.stringKey("network.type");
@@ -32,22 +31,17 @@ public record ListenerIdentity(
 
   public static ListenerIdentity of(Listener l) {
     ProcessIdentity owner = l.processes().stream().min(Comparator.comparingInt(ProcessIdentity::pid)).orElse(null);
-    return new ListenerIdentity(l.netns(), l.family(), l.address(), l.port(),
-        owner == null ? 0 : owner.pid(), owner == null ? null : owner.comm(), owner == null ? null : owner.containerId());
+    return owner == null ? new ListenerIdentity(l.key(), 0, null, null)
+        : new ListenerIdentity(l.key(), owner.pid(), owner.comm(), owner.containerId());
   }
 
   /** A listener known only by how a BPF event named it, held by the process that the event saw. */
   public static ListenerIdentity of(ListenerKey key, int pid, String comm) {
-    return new ListenerIdentity(key.netns(), key.familyName(), key.address(), key.port(), pid, comm, null);
+    return new ListenerIdentity(key, pid, comm, null);
   }
 
   public Attributes attributes() {
-    AttributesBuilder b = Attributes.builder()
-        .put(TRANSPORT, "tcp")
-        .put(NETWORK_TYPE, family)
-        .put(LOCAL_ADDRESS, address)
-        .put(LOCAL_PORT, (long) port)
-        .put(NETNS, netns);
+    AttributesBuilder b = endpointAttributes().toBuilder();
     if (pid > 0) {
       b.put(PID, (long) pid);
     }
@@ -68,16 +62,16 @@ public record ListenerIdentity(
   public Attributes endpointAttributes() {
     return Attributes.builder()
         .put(TRANSPORT, "tcp")
-        .put(NETWORK_TYPE, family)
-        .put(LOCAL_ADDRESS, address)
-        .put(LOCAL_PORT, (long) port)
-        .put(NETNS, netns)
+        .put(NETWORK_TYPE, key.family().label())
+        .put(LOCAL_ADDRESS, key.address())
+        .put(LOCAL_PORT, (long) key.port())
+        .put(NETNS, key.netns())
         .build();
   }
 
   /** How a person names it: python3[812] 0.0.0.0:80. */
   public String label() {
-    String where = AddressFamily.ofLabel(family).endpoint(address, port);
+    String where = key.endpoint();
     return executable == null ? where : executable + "[" + pid + "] " + where;
   }
 }

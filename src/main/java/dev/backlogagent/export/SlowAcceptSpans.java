@@ -40,8 +40,7 @@ public final class SlowAcceptSpans {
     long handshakeEpochNanos = nowEpochNanos - (nowMonotonicNanos - e.handshakeNanos());
     long acceptEpochNanos = handshakeEpochNanos + TimeUnit.MICROSECONDS.toNanos(e.waitMicros());
     ListenerIdentity id = listener == null ? ListenerIdentity.of(e.key(), e.pid(), e.comm())
-        : new ListenerIdentity(listener.netns(), listener.family(), listener.address(), listener.port(), e.pid(), e.comm(),
-            ListenerIdentity.of(listener).containerId());
+        : new ListenerIdentity(listener.key(), e.pid(), e.comm(), ListenerIdentity.of(listener).containerId());
     tracer.spanBuilder(SPAN_NAME)
         .setNoParent()
         .setSpanKind(SpanKind.INTERNAL)

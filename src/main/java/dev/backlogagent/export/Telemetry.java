@@ -11,6 +11,7 @@ import io.opentelemetry.sdk.autoconfigure.AutoConfiguredOpenTelemetrySdk;
 import io.opentelemetry.sdk.autoconfigure.spi.ConfigProperties;
 import io.opentelemetry.sdk.autoconfigure.spi.ConfigurationException;
 import io.opentelemetry.sdk.common.CompletableResultCode;
+import io.opentelemetry.sdk.metrics.export.MetricProducer;
 import io.opentelemetry.sdk.resources.Resource;
 import io.opentelemetry.api.common.AttributeKey;
 import java.util.ArrayList;
@@ -57,7 +58,12 @@ public final class Telemetry implements AutoCloseable {
     }
   }
 
-  public static Telemetry start(AgentConfig.Exporters exporters, ExportHealth health, int cardinalityLimit) throws StartException {
+  /**
+   * Starts the SDK with the exporters; every metric reader collects {@code histograms} with the instruments'
+   * data.
+   */
+  public static Telemetry start(AgentConfig.Exporters exporters, ExportHealth health, int cardinalityLimit,
+      MetricProducer histograms) throws StartException {
     String[] described = new String[1];
     boolean[] otlpOn = new boolean[1];
     try {
@@ -70,6 +76,7 @@ public final class Telemetry implements AutoCloseable {
             otlpOn[0] = otlpEnabled(props, chosen);
             return chosen;
           })
+          .addMeterProviderCustomizer((meters, props) -> meters.registerMetricProducer(histograms))
           .addMetricReaderCustomizer((reader, props) -> reader instanceof PrometheusHttpServer p ? sliced(p) : reader)
           .addMetricExporterCustomizer((exporter, props) -> health.watch(exporter))
           .addSpanExporterCustomizer((exporter, props) -> health.watch(exporter))

@@ -1,6 +1,7 @@
 package dev.backlogagent.ftrace;
 
 import dev.backlogagent.bpf.Concern;
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.listener.Inventory;
@@ -384,7 +385,7 @@ public final class FtraceTier implements AutoCloseable {
     public void listenerBorn(int tid, long socket, int family, String address, int port) {
       long netns = dev.backlogagent.procfs.NetNamespaces.inodeOf(Path.of("/proc", Integer.toString(tid), "ns", "net"));
       if (netns > 0) {
-        attribution.learn(socket, new ListenerKey(netns, family, address, port));
+        attribution.learn(socket, new ListenerKey(netns, AddressFamily.of(family), address, port));
       }
     }
 
@@ -395,7 +396,7 @@ public final class FtraceTier implements AutoCloseable {
 
     @Override
     public void handshake(int tid, int family, String address, int port) {
-      ListenerKey key = attributed(attribution.byPortOrTask(family, address, port, () -> taskNetns(tid)));
+      ListenerKey key = attributed(attribution.byPortOrTask(AddressFamily.of(family), address, port, () -> taskNetns(tid)));
       if (key != null) {
         count(TraceEvent.Counted.HANDSHAKES, key, null);
       }
@@ -403,7 +404,7 @@ public final class FtraceTier implements AutoCloseable {
 
     @Override
     public void synackRetransmit(long listener, int family, String address, int port) {
-      ListenerAttribution.Result r = attribution.attribute(listener, family, address, port);
+      ListenerAttribution.Result r = attribution.attribute(listener, AddressFamily.of(family), address, port);
       ListenerKey key = attributed(r);
       if (key != null) {
         if (r.outcome() == ListenerAttribution.Outcome.BY_PORT) {
@@ -422,7 +423,8 @@ public final class FtraceTier implements AutoCloseable {
     }
 
     @Override
-    public void reset(int tid, long socket, int family, String address, int port, int state, long reason) {
+    public void reset(int tid, long socket, int familyNumber, String address, int port, int state, long reason) {
+      AddressFamily family = AddressFamily.of(familyNumber);
       ListenerAttribution.Result r = attribution.attribute(socket, family, address, port);
       if (r.outcome() == ListenerAttribution.Outcome.AMBIGUOUS) {
         r = attribution.byPortOrTask(family, address, port, () -> taskNetns(tid));

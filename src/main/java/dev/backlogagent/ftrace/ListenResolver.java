@@ -1,5 +1,6 @@
 package dev.backlogagent.ftrace;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.netlink.ListeningSocket;
@@ -47,7 +48,7 @@ public final class ListenResolver {
     for (ListeningSocket s : sockets) {
       if (s.inode() == inode) {
         int tgid = tgid(task, tid);
-        return new TraceEvent.ListenCall(new ListenerKey(netns, s.family(), s.address(), s.port()), tgid, comm(task),
+        return new TraceEvent.ListenCall(new ListenerKey(netns, AddressFamily.of(s.family()), s.address(), s.port()), tgid, comm(task),
             requested, s.backlog());
       }
     }

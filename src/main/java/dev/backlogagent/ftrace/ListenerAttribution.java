@@ -1,5 +1,6 @@
 package dev.backlogagent.ftrace;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.listener.Inventory;
 import dev.backlogagent.listener.Listener;
@@ -65,7 +66,7 @@ public final class ListenerAttribution {
   }
 
   /** The listener a connection's local address and port lead to, with the socket tried first when known. */
-  public Result attribute(long socket, int family, String address, int port) {
+  public Result attribute(long socket, AddressFamily family, String address, int port) {
     ListenerKey known = socket == 0 ? null : bySocket.get(socket);
     if (known != null) {
       return new Result(known, Outcome.EXACT);
@@ -74,12 +75,12 @@ public final class ListenerAttribution {
   }
 
   /**
-   * As {@link #byPort(int, String, int)}, and when several namespaces could take a connection to a loopback
+   * As {@link #byPort(AddressFamily, String, int)}, and when several namespaces could take a connection to a loopback
    * address, the namespace of the task the event ran in: loopback never crosses namespaces, and its
    * receive path runs in the sending task's softirq, so that task (a user task, not ksoftirqd) is in the
    * connection's namespace. {@code taskNetns} gives it (-1 for a kernel thread or a task gone).
    */
-  public Result byPortOrTask(int family, String address, int port, java.util.function.LongSupplier taskNetns) {
+  public Result byPortOrTask(AddressFamily family, String address, int port, java.util.function.LongSupplier taskNetns) {
     Result r = byPort(family, address, port);
     if (r.outcome() != Outcome.AMBIGUOUS || !isLoopback(address)) {
       return r;
@@ -95,7 +96,7 @@ public final class ListenerAttribution {
    * For an event that need not be at a listener (a reset from a closed port): on loopback, the namespace of the
    * task it ran in, whether or not anything listens there.
    */
-  public Result byTask(int family, String address, int port, java.util.function.LongSupplier taskNetns) {
+  public Result byTask(AddressFamily family, String address, int port, java.util.function.LongSupplier taskNetns) {
     if (isLoopback(address)) {
       long netns = taskNetns.getAsLong();
       if (netns > 0) {
@@ -110,7 +111,7 @@ public final class ListenerAttribution {
   }
 
   /** The namespaces whose listeners would take a connection to {@code address:port}. */
-  public Result byPort(int family, String address, int port) {
+  public Result byPort(AddressFamily family, String address, int port) {
     Set<Long> namespaces = candidates(family, address, port);
     if (namespaces.size() == 1) {
       return new Result(new ListenerKey(namespaces.iterator().next(), family, address, port), Outcome.BY_PORT);
@@ -119,12 +120,12 @@ public final class ListenerAttribution {
         namespaces.isEmpty() ? Outcome.UNKNOWN : Outcome.AMBIGUOUS);
   }
 
-  private Set<Long> candidates(int family, String address, int port) {
+  private Set<Long> candidates(AddressFamily family, String address, int port) {
     refreshIndex();
     Set<Long> namespaces = new HashSet<>();
     for (Listener l : byPort.getOrDefault(port, List.of())) {
-      if (takes(l.address(), l.family().equals("ipv6") ? 10 : 2, family, address)) {
-        namespaces.add(l.netns());
+      if (takes(l.key().address(), l.key().family(), family, address)) {
+        namespaces.add(l.key().netns());
       }
     }
     for (ListenerKey k : bySocket.values()) {
@@ -136,7 +137,7 @@ public final class ListenerAttribution {
   }
 
   // Whether a listener bound to `bound` (of `boundFamily`) takes a connection to `address` of `family`.
-  static boolean takes(String bound, int boundFamily, int family, String address) {
+  static boolean takes(String bound, AddressFamily boundFamily, AddressFamily family, String address) {
     if (bound.equals(address)) {
       return true;
     }
@@ -144,7 +145,7 @@ public final class ListenerAttribution {
       return true; // a dual-stack wildcard takes IPv4 (as ::ffff:a.b.c.d) and IPv6
     }
     if (bound.equals("0.0.0.0")) {
-      return family == 2 || address.startsWith("::ffff:");
+      return family == AddressFamily.IPV4 || address.startsWith("::ffff:");
     }
     return address.equals("::ffff:" + bound) || bound.equals("::ffff:" + address);
   }
@@ -156,7 +157,7 @@ public final class ListenerAttribution {
     }
     Map<Integer, List<Listener>> index = new HashMap<>();
     for (Listener l : now.listeners()) {
-      index.computeIfAbsent(l.port(), p -> new java.util.ArrayList<>()).add(l);
+      index.computeIfAbsent(l.key().port(), p -> new java.util.ArrayList<>()).add(l);
     }
     byPort = index;
     indexed = now;

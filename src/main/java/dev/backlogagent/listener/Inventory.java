@@ -28,9 +28,9 @@ public record Inventory(
           .reversed()
           .thenComparing(Comparator.comparingDouble(Listener::fill).reversed())
           .thenComparing(Comparator.comparingLong(Listener::drops).reversed())
-          .thenComparingLong(Listener::netns)
-          .thenComparingInt(Listener::port)
-          .thenComparing(Listener::address);
+          .thenComparingLong((Listener l) -> l.key().netns())
+          .thenComparingInt(l -> l.key().port())
+          .thenComparing(l -> l.key().address());
 
   public Optional<NetNamespace> namespace(long netns) {
     return namespaces.stream().filter(n -> n.netns() == netns).findFirst();

@@ -1,6 +1,7 @@
 package dev.backlogagent.listener;
 
 import dev.backlogagent.decode.AddressFamily;
+import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.netlink.ListeningSocket;
 import dev.backlogagent.netlink.NetNamespaceEntry;
 import dev.backlogagent.netlink.SockDiag;
@@ -125,8 +126,9 @@ public final class InventoryReader {
   }
 
   private Listener listener(NetNamespace ns, ListeningSocket socket, List<ProcessIdentity> owners) {
-    Long asked = requested.requested(new RequestedBacklogs.SocketSeen(ns.netns(), socket.inode(), socket.address(),
-        socket.port(), socket.backlog(), owners.stream().map(ProcessIdentity::pid).toList()));
+    ListenerKey key = new ListenerKey(ns.netns(), AddressFamily.of(socket.family()), socket.address(), socket.port());
+    Long asked = requested.requested(new RequestedBacklogs.SocketSeen(key, socket.inode(), socket.backlog(),
+        owners.stream().map(ProcessIdentity::pid).toList()));
     Set<ListenerFlag> flags = EnumSet.noneOf(ListenerFlag.class);
     if (socket.queue() > socket.backlog()) {
       flags.add(ListenerFlag.FULL);
@@ -138,10 +140,7 @@ public final class InventoryReader {
       flags.add(ListenerFlag.TRUNCATED);
     }
     return new Listener(
-        ns.netns(),
-        AddressFamily.of(socket.family()).label(),
-        socket.address(),
-        socket.port(),
+        key,
         socket.queue(),
         socket.backlog(),
         asked,

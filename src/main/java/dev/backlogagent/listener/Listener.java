@@ -2,6 +2,8 @@ package dev.backlogagent.listener;
 
 import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonInclude;
+import com.fasterxml.jackson.annotation.JsonUnwrapped;
+import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.procfs.ProcessIdentity;
 import java.util.List;
 import java.util.Set;
@@ -9,8 +11,7 @@ import java.util.Set;
 /**
  * One listening TCP socket, its queues and limits, and the processes that hold it.
  *
- * @param netns the inode of its network namespace
- * @param family "ipv4" or "ipv6"
+ * @param key where it listens (its namespace, family, address and port: the first fields of its JSON)
  * @param queue accept-queue length now
  * @param backlog effective backlog ({@code sk_max_ack_backlog})
  * @param requestedBacklog what the application passed to listen(), when a listen() call was seen; else null
@@ -19,10 +20,7 @@ import java.util.Set;
  *     one on the same port
  */
 public record Listener(
-    long netns,
-    String family,
-    String address,
-    int port,
+    @JsonUnwrapped ListenerKey key,
     long queue,
     long backlog,
     @JsonInclude(JsonInclude.Include.ALWAYS) Long requestedBacklog,
@@ -30,6 +28,11 @@ public record Listener(
     List<ProcessIdentity> processes,
     Set<ListenerFlag> flags,
     @JsonIgnore long socketInode) {
+
+  /** The socket's identity (namespace and inode): what a requested backlog belongs to. */
+  public ListenerSocket socket() {
+    return new ListenerSocket(key.netns(), socketInode);
+  }
 
   /** True when the kernel's own test (sk_acceptq_is_full) would refuse a connection now. */
   public boolean full() {
@@ -47,6 +50,6 @@ public record Listener(
   /** The same listener with other flags. */
   public Listener withFlags(Set<ListenerFlag> newFlags) {
     return new Listener(
-        netns, family, address, port, queue, backlog, requestedBacklog, drops, processes, newFlags, socketInode);
+        key, queue, backlog, requestedBacklog, drops, processes, newFlags, socketInode);
   }
 }

@@ -1,6 +1,5 @@
 package dev.backlogagent.listener;
 
-import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.StateTransition;
@@ -162,10 +161,8 @@ public final class ListenerCorrelator {
 
   /** The listener an event key names in this inventory, or null. */
   public static Listener join(Inventory inventory, ListenerKey key) {
-    return join(inventory.listeners().stream().filter(l -> l.netns() == key.netns() && l.port() == key.port()).toList(), key);
+    return join(inventory.listeners().stream().filter(l -> l.key().namespacePort() == key.namespacePort()).toList(), key);
   }
-
-  private record NamespacePort(long netns, int port) {}
 
   /** Joins among the listeners of the key's namespace and port: its exact address, else the wildcard. */
   private static Listener join(List<Listener> samePort, ListenerKey key) {
@@ -173,13 +170,14 @@ public final class ListenerCorrelator {
     Listener only = null;
     int candidates = 0;
     for (Listener l : samePort) {
-      if (l.address().equals(key.address())) {
+      String address = l.key().address();
+      if (address.equals(key.address())) {
         return l;
       }
       candidates++;
       only = l;
-      if (isWildcard(l.address()) && (l.family().equals(key.familyName()) || l.address().equals("::"))) {
-        if (wildcard == null || l.family().equals(key.familyName())) {
+      if (isWildcard(address) && (l.key().family() == key.family() || address.equals("::"))) {
+        if (wildcard == null || l.key().family() == key.family()) {
           wildcard = l;
         }
       }
@@ -240,7 +238,7 @@ public final class ListenerCorrelator {
         }
       }
       for (Listener l : before.listeners()) {
-        if (born.contains(l.netns())) {
+        if (born.contains(l.key().netns())) {
           continue; // a listener of the namespace that had this inode before
         }
         listenersBefore.put(l.socketInode(), l);
@@ -251,13 +249,13 @@ public final class ListenerCorrelator {
     Map<Long, Window> byListener = new LinkedHashMap<>();
     Map<Long, Listener> listenersByInode = new HashMap<>();
     Map<ListenerKey, Window> orphans = new LinkedHashMap<>();
-    Map<NamespacePort, List<Listener>> byPort = new HashMap<>();
+    Map<Long, List<Listener>> byPort = new HashMap<>();
     for (Listener l : now.listeners()) {
-      byPort.computeIfAbsent(new NamespacePort(l.netns(), l.port()), k -> new ArrayList<>()).add(l);
+      byPort.computeIfAbsent(l.key().namespacePort(), k -> new ArrayList<>()).add(l);
     }
     for (Map.Entry<ListenerKey, Window> e : collected.entrySet()) {
       ListenerKey key = e.getKey();
-      Listener l = join(byPort.getOrDefault(new NamespacePort(key.netns(), key.port()), List.of()), key);
+      Listener l = join(byPort.getOrDefault(key.namespacePort(), List.of()), key);
       if (l == null) {
         orphans.put(e.getKey(), e.getValue());
       } else {
@@ -273,7 +271,7 @@ public final class ListenerCorrelator {
       if (old != null) {
         dropsBefore = old.drops();
       } else if (before != null && l.drops() > 0
-          && (before.namespace(l.netns()).isPresent() || born.contains(l.netns()))) {
+          && (before.namespace(l.key().netns()).isPresent() || born.contains(l.key().netns()))) {
         // Born during the interval (its namespace was read last time without it, or is itself new): all its
         // drops are new. Had the namespace been unreadable last time, its drops would be counted twice: skip it.
         dropsBefore = 0;
@@ -291,13 +289,13 @@ public final class ListenerCorrelator {
     for (Map.Entry<Long, Window> e : byListener.entrySet()) {
       Listener l = listenersByInode.get(e.getKey());
       if (e.getValue().synack > 0 || dropsRise.containsKey(l.socketInode())) {
-        recentSynActivity.computeIfAbsent(l.netns(), k -> new HashMap<>()).put(l.socketInode(), intervalNumber);
+        recentSynActivity.computeIfAbsent(l.key().netns(), k -> new HashMap<>()).put(l.socketInode(), intervalNumber);
       }
     }
     recentSynActivity.values().forEach(m -> m.values().removeIf(n -> intervalNumber - n >= SYN_ACTIVITY_MEMORY));
     // A listener that flooded lately takes the cookies of a quiet interval: it must be in the evidence.
     for (Listener l : now.listeners()) {
-      if (recentSynActivity.getOrDefault(l.netns(), Map.of()).containsKey(l.socketInode())) {
+      if (recentSynActivity.getOrDefault(l.key().netns(), Map.of()).containsKey(l.socketInode())) {
         listenersByInode.putIfAbsent(l.socketInode(), l);
         byListener.computeIfAbsent(l.socketInode(), k -> new Window());
       }
@@ -307,7 +305,7 @@ public final class ListenerCorrelator {
     Map<Long, List<ListenerEvidence>> evidence = new LinkedHashMap<>();
     for (Map.Entry<Long, Window> e : byListener.entrySet()) {
       Listener l = listenersByInode.get(e.getKey());
-      evidence.computeIfAbsent(l.netns(), k -> new ArrayList<>())
+      evidence.computeIfAbsent(l.key().netns(), k -> new ArrayList<>())
           .add(evidenceOf(l, listenersBefore.get(l.socketInode()), dropsRise.getOrDefault(l.socketInode(), 0L), e.getValue()));
     }
     Map<Long, Diagnosis.Result> diagnoses = new HashMap<>();
@@ -332,13 +330,13 @@ public final class ListenerCorrelator {
     List<ListenerInterval> intervals = new ArrayList<>();
     for (Map.Entry<Long, Window> e : byListener.entrySet()) {
       Listener l = listenersByInode.get(e.getKey());
-      List<Finding> findings = diagnoses.get(l.netns()).of(l.socketInode());
+      List<Finding> findings = diagnoses.get(l.key().netns()).of(l.socketInode());
       long drops = dropsRise.getOrDefault(l.socketInode(), 0L);
       Window w = e.getValue();
       if (drops == 0 && findings.isEmpty() && isEmpty(w)) {
         continue; // remembered for its SYN activity, but nothing happened to it this time
       }
-      intervals.add(interval(l, keyOf(l), drops, w, findings));
+      intervals.add(interval(l, l.key(), drops, w, findings));
     }
     for (Map.Entry<ListenerKey, Window> e : orphans.entrySet()) {
       intervals.add(interval(null, e.getKey(), 0, e.getValue(), List.of()));
@@ -369,15 +367,15 @@ public final class ListenerCorrelator {
   }
 
   /** Resets that concern a listener (its port) or a refused connection to a local address; the rest are clients'. */
-  private static List<ResetCount> resetsOf(Map<ResetKey, Long> counts, Inventory now, Map<NamespacePort, List<Listener>> byPort) {
+  private static List<ResetCount> resetsOf(Map<ResetKey, Long> counts, Inventory now, Map<Long, List<Listener>> byPort) {
     Map<Long, Set<String>> boundAddresses = new HashMap<>();
     for (Listener l : now.listeners()) {
-      boundAddresses.computeIfAbsent(l.netns(), k -> new java.util.HashSet<>()).add(l.address());
+      boundAddresses.computeIfAbsent(l.key().netns(), k -> new java.util.HashSet<>()).add(l.key().address());
     }
     List<ResetCount> out = new ArrayList<>();
     for (Map.Entry<ResetKey, Long> e : counts.entrySet()) {
       ResetKey r = e.getKey();
-      Listener l = joinBound(byPort.getOrDefault(new NamespacePort(r.key().netns(), r.key().port()), List.of()), r.key());
+      Listener l = joinBound(byPort.getOrDefault(r.key().namespacePort(), List.of()), r.key());
       TcpState state = TcpState.of(r.state());
       boolean refusedLocally = l == null && state == TcpState.NO_SOCKET
           && (isLoopback(r.key().address()) || boundAddresses.getOrDefault(r.key().netns(), Set.of()).contains(r.key().address()));
@@ -400,7 +398,7 @@ public final class ListenerCorrelator {
     if (joined == null) {
       return null;
     }
-    return joined.address().equals(key.address()) || isWildcard(joined.address()) ? joined : null;
+    return joined.key().address().equals(key.address()) || isWildcard(joined.key().address()) ? joined : null;
   }
 
   private static boolean isLoopback(String address) {
@@ -422,7 +420,7 @@ public final class ListenerCorrelator {
         refused.merge(kind, n, Long::sum);
       }
     });
-    boolean recent = recentSynActivity.getOrDefault(l.netns(), Map.of()).containsKey(l.socketInode());
+    boolean recent = recentSynActivity.getOrDefault(l.key().netns(), Map.of()).containsKey(l.socketInode());
     return new ListenerEvidence(l.socketInode(), l.queue(), l.backlog(), before == null ? -1 : before.queue(), drops,
         w.peakQueue, w.handshakes, acceptsObserved ? w.accepts : -1, w.synack,
         w.dropsByReason.getOrDefault(LISTEN_OVERFLOW_REASON, 0L), refused, recent);
@@ -432,10 +430,6 @@ public final class ListenerCorrelator {
     return new ListenerInterval(l, key, drops, w.handshakes, w.peakQueue, w.synack, w.accepts,
         Map.copyOf(w.dropsByReason), Map.copyOf(w.refusedByKind), List.copyOf(w.waits.values()), List.copyOf(w.depths.values()),
         List.copyOf(findings));
-  }
-
-  private static ListenerKey keyOf(Listener l) {
-    return new ListenerKey(l.netns(), AddressFamily.ofLabel(l.family()).number(), l.address(), l.port());
   }
 
   private static ListenCounters delta(ListenCounters now, ListenCounters old) {

@@ -1,8 +1,13 @@
 package dev.backlogagent.listener;
 
+import com.fasterxml.jackson.annotation.JsonCreator;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.annotation.JsonUnwrapped;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.backlogagent.decode.AddressFamily;
+import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -37,22 +42,70 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
   static final int FORMAT = 2;
   private static final System.Logger LOG = System.getLogger(RequestedBacklogBook.class.getName());
 
-  /** One socket's listen() call as kept in the state file. */
-  public record Entry(long netns, long socketInode, int pid, String comm, String address, int port, long requested,
-      long backlog) {}
+  /**
+   * One socket's listen() call as kept in the state file.
+   *
+   * @param listener where the call listened (flat in the state file: netns, family, address, port)
+   */
+  public record Entry(ListenerKey listener, long socketInode, int pid, String comm, long requested,
+      long backlog) {
+    @JsonCreator
+    static Entry read(@JsonProperty("netns") long netns, @JsonProperty("family") AddressFamily family,
+        @JsonProperty("address") String address, @JsonProperty("port") int port,
+        @JsonProperty("socketInode") long socketInode, @JsonProperty("pid") int pid, @JsonProperty("comm") String comm,
+        @JsonProperty("requested") long requested, @JsonProperty("backlog") long backlog) {
+      return new Entry(stored(netns, family, address, port), socketInode, pid, comm, requested, backlog);
+    }
+
+    // On the accessor, not the component: Jackson cannot read an unwrapped creator parameter (read() does).
+    @Override
+    @JsonUnwrapped
+    public ListenerKey listener() {
+      return listener;
+    }
+
+    ListenerSocket socket() {
+      return new ListenerSocket(listener.netns(), socketInode);
+    }
+  }
 
   /** A listen() call not yet tied to its socket. */
-  public record Pending(long netns, String address, int port, int pid, String comm, long requested, long backlog,
-      long seenEpochMillis) {}
+  public record Pending(ListenerKey listener, int pid, String comm, long requested, long backlog,
+      long seenEpochMillis) {
+    @JsonCreator
+    static Pending read(@JsonProperty("netns") long netns, @JsonProperty("family") AddressFamily family,
+        @JsonProperty("address") String address, @JsonProperty("port") int port, @JsonProperty("pid") int pid,
+        @JsonProperty("comm") String comm, @JsonProperty("requested") long requested, @JsonProperty("backlog") long backlog,
+        @JsonProperty("seenEpochMillis") long seenEpochMillis) {
+      return new Pending(stored(netns, family, address, port), pid, comm, requested, backlog, seenEpochMillis);
+    }
+
+    @Override
+    @JsonUnwrapped
+    public ListenerKey listener() {
+      return listener;
+    }
+  }
+
+  /**
+   * A listener key as the state file keeps it. Files written before the family was kept lack it; inet_ntop
+   * writes every IPv6 address, and no IPv4 one, with a colon.
+   */
+  private static ListenerKey stored(long netns, AddressFamily family, String address, int port) {
+    AddressFamily known = family != null ? family : address != null && address.contains(":") ? AddressFamily.IPV6
+        : AddressFamily.IPV4;
+    return new ListenerKey(netns, known, address, port);
+  }
 
   /** The state file. */
   record StateFile(int format, List<Entry> sockets, List<Pending> pending) {}
 
-  private record SocketKey(long netns, long inode) {}
-
-  private final ConcurrentHashMap<SocketKey, Entry> entries = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<ListenerSocket, Entry> entries = new ConcurrentHashMap<>();
   private final List<Pending> pending = new ArrayList<>();
-  private final ObjectMapper mapper = new ObjectMapper();
+  // Fields a later agent adds are ignored, so that going back to this version keeps the book instead of
+  // refusing the whole file (this version added the entries' family).
+  private final ObjectMapper mapper = new ObjectMapper()
+      .disable(com.fasterxml.jackson.databind.DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES);
   private volatile boolean changed;
   /**
    * Whether the pids BPF reports (the initial pid namespace's) are the pids this agent's /proc shows. Not so
@@ -79,24 +132,23 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
         pending.remove(0); // the oldest: its socket was never seen
       }
       // A newer call for the same port and process replaces an older one (listen() again to resize).
-      pending.removeIf(p -> p.netns() == call.key().netns() && p.port() == call.key().port()
-          && p.address().equals(call.key().address()) && p.pid() == call.pid());
-      pending.add(new Pending(call.key().netns(), call.key().address(), call.key().port(), call.pid(), call.comm(),
-          call.requestedBacklog(), call.backlog(), System.currentTimeMillis()));
+      pending.removeIf(p -> p.listener().equals(call.key()) && p.pid() == call.pid());
+      pending.add(new Pending(call.key(), call.pid(), call.comm(), call.requestedBacklog(), call.backlog(),
+          System.currentTimeMillis()));
     }
     changed = true;
   }
 
   @Override
   public Long requested(SocketSeen socket) {
-    SocketKey key = new SocketKey(socket.netns(), socket.inode());
+    ListenerSocket key = socket.socket();
     Pending match = null;
     synchronized (pending) {
       // The newest call for this port by a holder of this socket, granting its backlog, is its call.
       for (int i = pending.size() - 1; i >= 0; i--) {
         Pending p = pending.get(i);
-        if (p.netns() == socket.netns() && p.port() == socket.port() && p.address().equals(socket.address())
-            && p.backlog() == socket.backlog() && (!pidsComparable || socket.holders().contains(p.pid()))) {
+        if (p.listener().equals(socket.listener()) && p.backlog() == socket.backlog()
+            && (!pidsComparable || socket.holders().contains(p.pid()))) {
           match = p;
           pending.remove(i);
           break;
@@ -107,8 +159,8 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
       if (entries.size() >= MAX_ENTRIES) {
         entries.clear(); // rare; the next listen() calls refill it
       }
-      entries.put(key, new Entry(socket.netns(), socket.inode(), match.pid(), match.comm(), match.address(), match.port(),
-          match.requested(), match.backlog()));
+      entries.put(key, new Entry(match.listener(), socket.inode(), match.pid(), match.comm(), match.requested(),
+          match.backlog()));
       changed = true;
     }
     Entry e = entries.get(key);
@@ -124,15 +176,15 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
   public void prune(Inventory inventory, InventoryReader.Scope scope, Instant readStarted) {
     Set<Long> namespaces = new HashSet<>();
     inventory.namespaces().forEach(ns -> namespaces.add(ns.netns()));
-    Set<SocketKey> alive = new HashSet<>();
-    inventory.listeners().forEach(l -> alive.add(new SocketKey(l.netns(), l.socketInode())));
+    Set<ListenerSocket> alive = new HashSet<>();
+    inventory.listeners().forEach(l -> alive.add(l.socket()));
     boolean everyNamespace = scope.netns() == null && inventory.skipped().isEmpty();
     boolean removed = false;
-    for (Iterator<Map.Entry<SocketKey, Entry>> it = entries.entrySet().iterator(); it.hasNext(); ) {
-      Map.Entry<SocketKey, Entry> e = it.next();
+    for (Iterator<Map.Entry<ListenerSocket, Entry>> it = entries.entrySet().iterator(); it.hasNext(); ) {
+      Map.Entry<ListenerSocket, Entry> e = it.next();
       Entry entry = e.getValue();
-      boolean read = namespaces.contains(entry.netns()) && scope.coversPort(entry.port());
-      boolean namespaceGone = everyNamespace && !namespaces.contains(entry.netns());
+      boolean read = namespaces.contains(entry.listener().netns()) && scope.coversPort(entry.listener().port());
+      boolean namespaceGone = everyNamespace && !namespaces.contains(entry.listener().netns());
       if ((read && !alive.contains(e.getKey())) || namespaceGone) {
         it.remove();
         removed = true;
@@ -140,7 +192,8 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
     }
     synchronized (pending) {
       removed |= pending.removeIf(p -> p.seenEpochMillis() < readStarted.toEpochMilli()
-          && ((namespaces.contains(p.netns()) && scope.coversPort(p.port())) || (everyNamespace && !namespaces.contains(p.netns()))));
+          && ((namespaces.contains(p.listener().netns()) && scope.coversPort(p.listener().port()))
+              || (everyNamespace && !namespaces.contains(p.listener().netns()))));
     }
     if (removed) {
       changed = true;
@@ -174,7 +227,7 @@ public final class RequestedBacklogBook implements RequestedBacklogs {
       }
       StateFile state = book.mapper.convertValue(tree, new TypeReference<StateFile>() {});
       for (Entry e : state.sockets() == null ? List.<Entry>of() : state.sockets()) {
-        book.entries.put(new SocketKey(e.netns(), e.socketInode()), e);
+        book.entries.put(e.socket(), e);
       }
       if (state.pending() != null) {
         book.pending.addAll(state.pending());

@@ -1,5 +1,6 @@
 package dev.backlogagent.listener;
 
+import dev.backlogagent.decode.ListenerKey;
 import java.util.List;
 
 /**
@@ -14,10 +15,15 @@ public interface RequestedBacklogs {
   /**
    * A listening socket as the inventory sees it.
    *
+   * @param listener where it listens
    * @param inode the socket's inode: a new socket on the same port is another listener
    * @param holders the pids of the processes holding it
    */
-  record SocketSeen(long netns, long inode, String address, int port, long backlog, List<Integer> holders) {}
+  record SocketSeen(ListenerKey listener, long inode, long backlog, List<Integer> holders) {
+    public ListenerSocket socket() {
+      return new ListenerSocket(listener.netns(), inode);
+    }
+  }
 
   /**
    * The backlog requested by the listen() call that made this socket listen, or null when no such call

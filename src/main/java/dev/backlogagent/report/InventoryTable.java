@@ -31,7 +31,7 @@ public final class InventoryTable {
   public void write(Inventory inventory, PrintWriter out) {
     Map<Long, List<Listener>> byNamespace = new LinkedHashMap<>();
     for (Listener l : inventory.listeners()) { // already worst first
-      byNamespace.computeIfAbsent(l.netns(), k -> new ArrayList<>()).add(l);
+      byNamespace.computeIfAbsent(l.key().netns(), k -> new ArrayList<>()).add(l);
     }
     for (NetNamespace ns : inventory.namespaces()) {
       if (showEmptyNamespaces) {
@@ -88,7 +88,7 @@ public final class InventoryTable {
   }
 
   private static String[] row(Listener l) {
-    String endpoint = "ipv6".equals(l.family()) ? "[" + l.address() + "]:" + l.port() : l.address() + ":" + l.port();
+    String endpoint = l.key().endpoint();
     String flags = l.flags().isEmpty() ? "-" : l.flags().stream().map(ListenerFlag::label).collect(Collectors.joining(","));
     return new String[] {
       endpoint,

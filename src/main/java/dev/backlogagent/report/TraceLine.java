@@ -4,6 +4,7 @@ import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
+import dev.backlogagent.decode.AddressFamily;
 
 /**
  * One line of {@code backlog-agent trace}, one small record per kind of line: for JSON, its fields
@@ -21,7 +22,7 @@ public sealed interface TraceLine {
 
   /** Where a line is: the listener (or endpoint) and the process holding it; any part may be unknown. */
   @JsonInclude(JsonInclude.Include.NON_NULL)
-  record Where(Long netns, String family, String address, Integer port, Integer pid, String comm) {
+  record Where(Long netns, AddressFamily family, String address, Integer port, Integer pid, String comm) {
     static final Where NOWHERE = new Where(null, null, null, null, null, null);
   }
 

@@ -1,6 +1,5 @@
 package dev.backlogagent.report;
 
-import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.StateTransition;
 import dev.backlogagent.decode.TcpState;
@@ -43,13 +42,13 @@ public final class TraceLines {
 
   /** Who and where: "nginx[812] 0.0.0.0:80 netns 4026531833". */
   private static String where(ListenerKey key, Integer pid, String comm) {
-    String endpoint = key.addressFamily().endpoint(key.address(), key.port());
+    String endpoint = key.endpoint();
     String who = comm == null ? "" : comm + (pid == null ? "" : "[" + pid + "]") + " ";
     return who + endpoint + " netns " + key.netns();
   }
 
   private static TraceLine.Where at(ListenerKey key, Integer pid, String comm) {
-    return new TraceLine.Where(key.netns(), key.familyName(), key.address(), key.port(), pid, comm);
+    return new TraceLine.Where(key.netns(), key.family(), key.address(), key.port(), pid, comm);
   }
 
   private static ProcessIdentity owner(Listener l) {
@@ -137,7 +136,7 @@ public final class TraceLines {
       NamespaceSysctls s = report.inventory().namespace(netns).map(NetNamespace::sysctls).orElse(null);
       for (NamespaceFinding f : e.getValue()) {
         List<Listener> among = report.inventory().listeners().stream()
-            .filter(l -> l.netns() == netns && f.sockets().contains(l.socketInode())).toList();
+            .filter(l -> l.key().netns() == netns && f.sockets().contains(l.socketInode())).toList();
         List<String> names = among.stream().map(l -> endpoint(l)).toList();
         String text = "netns " + netns + ": " + Sentences.describe(f, names, s, period);
         if (f.kind() == NamespaceFinding.Kind.SYNCOOKIES_UNATTRIBUTED) {
@@ -145,7 +144,7 @@ public final class TraceLines {
               s == null ? null : s.tcpSyncookies(), text));
         } else {
           lines.add(new TraceLine.NamespaceFinding(now, netns, f.kind().name().toLowerCase(Locale.ROOT), f.count(),
-              among.stream().map(Listener::port).toList(), text));
+              among.stream().map(l -> l.key().port()).toList(), text));
         }
       }
     }
@@ -171,7 +170,7 @@ public final class TraceLines {
   }
 
   private static String endpoint(Listener l) {
-    String where = AddressFamily.ofLabel(l.family()).endpoint(l.address(), l.port());
+    String where = l.key().endpoint();
     ProcessIdentity p = owner(l);
     return p == null ? where : p.comm() + "[" + p.pid() + "] " + where;
   }

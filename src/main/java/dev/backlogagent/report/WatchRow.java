@@ -1,5 +1,6 @@
 package dev.backlogagent.report;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.listener.IntervalReport;
 import dev.backlogagent.listener.Listener;
 import dev.backlogagent.listener.ListenerFlag;
@@ -74,15 +75,15 @@ public record WatchRow(
     }
     List<WatchRow> rows = new ArrayList<>();
     for (Listener l : report.inventory().listeners()) {
-      NetNamespace ns = report.inventory().namespace(l.netns()).orElse(null);
+      NetNamespace ns = report.inventory().namespace(l.key().netns()).orElse(null);
       ListenerInterval li = activity.get(l.socketInode());
       long drops = li == null ? 0 : li.drops();
       long synacks = li == null ? 0 : li.synackRetransmits();
       rows.add(new WatchRow(
-          l.netns(),
-          ns != null && ns.name() != null ? ns.name() : Long.toString(l.netns()),
-          "ipv6".equals(l.family()) ? "[" + l.address() + "]" : l.address(),
-          l.port(),
+          l.key().netns(),
+          ns != null && ns.name() != null ? ns.name() : Long.toString(l.key().netns()),
+          l.key().family() == AddressFamily.IPV6 ? "[" + l.key().address() + "]" : l.key().address(),
+          l.key().port(),
           process(l.processes()),
           l.queue(),
           l.backlog(),

@@ -3,6 +3,7 @@ package dev.backlogagent.bcc;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.backlogagent.bpf.Concern;
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.listener.Inventory;
@@ -41,7 +42,7 @@ class LibbpfToolsTierKernelTest {
         assertThat(tier.tracedPorts()).contains(server.port());
         server.connect(6);
         Thread.sleep(1_000);
-        ListenerKey key = new ListenerKey(ns.inode(), 2, "127.0.0.1", server.port());
+        ListenerKey key = new ListenerKey(ns.inode(), AddressFamily.IPV4, "127.0.0.1", server.port());
         long handshakes = events.stream().filter(e -> e instanceof TraceEvent.ListenerCount c
             && c.what() == TraceEvent.Counted.HANDSHAKES && c.key().equals(key)).mapToLong(e -> ((TraceEvent.ListenerCount) e).value()).sum();
         assertThat(handshakes).isEqualTo(6);

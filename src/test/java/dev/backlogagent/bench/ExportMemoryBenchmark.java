@@ -1,6 +1,7 @@
 package dev.backlogagent.bench;
 
 import dev.backlogagent.config.AgentConfig;
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.export.AgentStatus;
@@ -8,6 +9,7 @@ import dev.backlogagent.export.BacklogMetrics;
 import dev.backlogagent.export.ExportHealth;
 import dev.backlogagent.export.ListenerBook;
 import dev.backlogagent.export.ListenerFilter;
+import dev.backlogagent.export.ListenerHistograms;
 import dev.backlogagent.export.Telemetry;
 import dev.backlogagent.diagnosis.Finding;
 import dev.backlogagent.listener.IntervalReport;
@@ -89,13 +91,13 @@ class ExportMemoryBenchmark {
     int port = DaemonProcess.freePort();
     ListenerBook book = new ListenerBook();
     try (Telemetry telemetry = Telemetry.start(new AgentConfig.Exporters(new AgentConfig.Prometheus(true, "127.0.0.1", port),
-        null), new ExportHealth(), Math.max(2000, 2 * n))) {
+        null), new ExportHealth(), Math.max(2000, 2 * n), new ListenerHistograms(book))) {
       BacklogMetrics metrics = new BacklogMetrics(telemetry.meter(), book,
           () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of(), List.of()));
       IntervalReport report = report(n, true);
       long bytes = 0;
       for (int i = 0; i < 3; i++) {
-        metrics.record(book.update(report, ListenerFilter.all(), n));
+        book.update(report, ListenerFilter.all(), n);
         bytes = scrapeBytes(port, encoding); // counted as it streams: the scraper's memory is not the agent's
       }
       System.out.println("3 scrapes of " + bytes + " bytes, ballast " + ballast.length + " MB kept");
@@ -123,12 +125,12 @@ class ExportMemoryBenchmark {
     AgentConfig.Exporters exporters = new AgentConfig.Exporters(new AgentConfig.Prometheus(true, "127.0.0.1", port),
         null);
     ListenerBook book = new ListenerBook();
-    try (Telemetry telemetry = Telemetry.start(exporters, new ExportHealth(), Math.max(2000, 2 * n))) {
+    try (Telemetry telemetry = Telemetry.start(exporters, new ExportHealth(), Math.max(2000, 2 * n), new ListenerHistograms(book))) {
       BacklogMetrics metrics = new BacklogMetrics(telemetry.meter(), book,
           () -> new AgentStatus(0, 0, 0, 0, "tracepoint", Map.of(), Map.of(), List.of()));
       IntervalReport report = report(n, busy);
       for (int i = 0; i < 2; i++) {
-        metrics.record(book.update(report, ListenerFilter.all(), n));
+        book.update(report, ListenerFilter.all(), n);
       }
       DaemonProcess.scrape(port); // the SDK's series exist from the first collection on
       long kept = usedAfterGc() - before;
@@ -154,12 +156,12 @@ class ExportMemoryBenchmark {
     }
     for (int i = 0; i < n; i++) {
       int port = 1024 + i;
-      Listener l = new Listener(NETNS, "ipv4", "10.0." + (i >> 8) + "." + (i & 255), port, 3, 4096, 4096L, 7,
+      Listener l = new Listener(new ListenerKey(NETNS, AddressFamily.IPV4, "10.0." + (i >> 8) + "." + (i & 255), port), 3, 4096, 4096L, 7,
           List.of(new ProcessIdentity(10_000 + i, "server" + (i % 50), "/usr/bin/server --port " + port, null)),
           Set.of(), 1_000_000L + i);
       listeners.add(l);
       if (busy) {
-        intervals.add(new ListenerInterval(l, new ListenerKey(NETNS, 2, l.address(), port), 5, 51, 9, 2, 40, Map.of(),
+        intervals.add(new ListenerInterval(l, l.key(), 5, 51, 9, 2, 40, Map.of(),
             Map.of(), waits, depths, List.of(Finding.of(Trouble.ACCEPT_QUEUE_OVERFLOW, 5))));
       }
     }

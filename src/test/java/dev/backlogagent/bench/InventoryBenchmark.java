@@ -52,8 +52,8 @@ class InventoryBenchmark {
           long start = System.nanoTime();
           Inventory inventory = reader.read(InventoryReader.Scope.ALL);
           best = Math.min(best, System.nanoTime() - start);
-          long ours = inventory.listeners().stream().filter(l -> l.address().equals("127.0.0.1")
-              && namespaces.stream().anyMatch(n -> inode(n) == l.netns())).count();
+          long ours = inventory.listeners().stream().filter(l -> l.key().address().equals("127.0.0.1")
+              && namespaces.stream().anyMatch(n -> inode(n) == l.key().netns())).count();
           assertThat(ours).isEqualTo(expected);
         }
         // Baseline in the same run: ss -ltnm over the same namespaces (one process per namespace).

@@ -3,6 +3,7 @@ package dev.backlogagent.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.backlogagent.kernel.Tier;
 import java.lang.reflect.RecordComponent;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -82,6 +83,15 @@ class ConfigLoaderTest {
   }
 
   @Test
+  void theTierIsAutoOrOneThatObservesSomethingSpeltAsInOutput() throws Exception {
+    assertThat(loader.parse("f", "tier: auto").tier()).as("auto: the ladder chooses").isNull();
+    assertThat(AgentConfig.defaults().tier()).isNull();
+    for (Tier tier : List.of(Tier.KPROBE, Tier.TRACEPOINT, Tier.LIBBPF_TOOLS, Tier.FTRACE, Tier.COUNTERS)) {
+      assertThat(loader.parse("f", "tier: " + tier.label()).tier()).isEqualTo(tier);
+    }
+  }
+
+  @Test
   void readsEverySection() throws Exception {
     AgentConfig c = loader.parse("f", """
         interval: 500ms
@@ -98,7 +108,7 @@ class ConfigLoaderTest {
             metric_interval: 5s
         """.replace("500ms", "1s"));
     assertThat(c.interval()).isEqualTo(Duration.ofSeconds(1));
-    assertThat(c.tier()).isEqualTo("tracepoint");
+    assertThat(c.tier()).isEqualTo(Tier.TRACEPOINT);
     assertThat(c.states()).isFalse();
     assertThat(c.listeners().ports()).containsExactly(80, 443);
     assertThat(c.listeners().netns()).containsExactly("web", "4026531840");
@@ -117,6 +127,8 @@ class ConfigLoaderTest {
       "interval: 10 parsecs                 | key 'interval': '10 parsecs' is not a duration (examples: 500ms, 10s, 5m, 1h)",
       "interval: 0s                         | key 'interval': must be between 1s and 1h, got 0s",
       "tier: fast                           | key 'tier': 'fast' is not one of auto, kprobe, tracepoint, libbpf-tools, ftrace, counters",
+      "tier: none                           | key 'tier': 'none' is not one of auto, kprobe, tracepoint, libbpf-tools, ftrace, counters",
+      "tier: [kprobe]                       | key 'tier': expected one of auto, kprobe, tracepoint, libbpf-tools, ftrace, counters",
       "listeners: {max: 0}                  | key 'listeners.max': must be between 1 and 750 (what the agent's heap can export; see docs/hardening.md), got 0",
       "listeners: {max: many}               | key 'listeners.max': expected a whole number",
       "listeners: {ports: [80, 70000]}      | key 'listeners.ports': each port must be between 1 and 65535, got 70000",

@@ -4,6 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.backlogagent.testing.DaemonProcess;
 import dev.backlogagent.testing.KernelTests;
+import dev.backlogagent.testing.Nstat;
+import dev.backlogagent.testing.PrometheusServer;
 import dev.backlogagent.testing.PrometheusText;
 import dev.backlogagent.testing.TestNetns;
 import dev.backlogagent.testing.TestNetns.ListenerProcess;
@@ -20,7 +22,7 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * Issue 10.7 end to end: a real daemon scraped over HTTP. Listener series appear within 3 s, gauges are
  * about a second old whatever the interval, the cap keeps the listener in trouble, the finding is a series,
- * and a restarted server leaves no histogram series behind.
+ * a restarted server leaves no histogram series behind, and neither does one that closes for good.
  */
 class DaemonFreshMetricsTest {
   @TempDir Path dir;
@@ -139,6 +141,60 @@ class DaemonFreshMetricsTest {
             .as("gauges of the old process").isEmpty();
       }
     }
+  }
+
+  @Test
+  void aListenerThatClosesForGoodTakesItsHistogramSeriesOutOfPrometheusWhileAnotherKeepsItsOwn() throws Exception {
+    try (TestNetns ns = TestNetns.create()) {
+      int endpoint = DaemonProcess.freePort();
+      String inode = Long.toString(ns.inode());
+      // Two servers that accept one connection every 0.3 s: of four connections, each waits for those before it.
+      ListenerProcess closing = ns.startListener("--backlog", "16", "--connect-later", "--accept-every", "0.3");
+      ListenerProcess staying = ns.startListener("--backlog", "16", "--connect-later", "--accept-every", "0.3");
+      try (DaemonProcess daemon = DaemonProcess.start(Map.of(), "--config", config("""
+          interval: 1s
+          listeners: {netns: ["%s"]}
+          exporters: {prometheus: {port: %d}}
+          """.formatted(inode, endpoint)));
+          PrometheusServer prometheus = PrometheusServer.start(endpoint)) {
+        daemon.awaitStarted();
+        Nstat before = ns.nstat();
+        closing.connect(4);
+        staying.connect(4);
+        String gone = "{network_local_port=\"" + closing.port() + "\", netns_inode=\"" + inode + "\"}";
+        String kept = "{network_local_port=\"" + staying.port() + "\", netns_inode=\"" + inode + "\"}";
+
+        // Prometheus has both listeners' histograms: four handshakes and four accepts each, as the kernel counts them.
+        for (String listener : List.of(gone, kept)) {
+          prometheus.awaitQuery("tcp_listen_queue_depth_count" + listener, s -> one(s) == 4, Duration.ofSeconds(30));
+          prometheus.awaitQuery("tcp_listen_accept_wait_seconds_count" + listener, s -> one(s) == 4, Duration.ofSeconds(30));
+        }
+        assertThat(ns.nstat().get("TcpPassiveOpens") - before.get("TcpPassiveOpens")).as("handshakes in the namespace").isEqualTo(8);
+        assertThat(ns.ss().port(closing.port()).recvQ()).as("all accepted").isZero();
+        assertThat(ns.ss().port(staying.port()).recvQ()).isZero();
+        // The last of them waited about 0.9 s: a slow accept, in the sum of the waits.
+        assertThat(one(prometheus.query("tcp_listen_accept_wait_seconds_sum" + gone))).isGreaterThan(0.5);
+
+        // One server closes for good. Within an interval or two the daemon's endpoint no longer has its
+        // series, Prometheus marks them stale, and the other server's stay with their counts.
+        closing.stop();
+        assertThat(ns.ss().rows()).noneMatch(r -> r.port() == closing.port());
+        for (String histogram : List.of("tcp_listen_queue_depth_count", "tcp_listen_accept_wait_seconds_count",
+            "tcp_listen_accept_wait_seconds_bucket", "tcp_listen_queue_depth_bucket")) {
+          prometheus.awaitQuery(histogram + gone, List::isEmpty, Duration.ofSeconds(15));
+        }
+        assertThat(one(prometheus.query("tcp_listen_queue_depth_count" + kept))).isEqualTo(4);
+        assertThat(one(prometheus.query("tcp_listen_accept_wait_seconds_count" + kept))).isEqualTo(4);
+        String port = "network_local_port=\"" + closing.port() + "\"";
+        assertThat(DaemonProcess.scrape(endpoint).lines().filter(l -> l.contains(port)))
+            .as("no series of the closed listener at all").isEmpty();
+      }
+    }
+  }
+
+  /** The value of a query's only sample, or NaN when it has none or several. */
+  private static double one(List<PrometheusServer.Sample> samples) {
+    return samples.size() == 1 ? samples.get(0).value() : Double.NaN;
   }
 
   private static Map<String, String> with(Map<String, String> labels, String key, String value) {

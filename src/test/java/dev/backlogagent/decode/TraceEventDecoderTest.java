@@ -1,8 +1,10 @@
 package dev.backlogagent.decode;
 
+import dev.backlogagent.decode.AddressFamily;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent.Counted;
 import dev.backlogagent.testing.Fixtures;
 import java.util.ArrayList;
@@ -36,14 +38,14 @@ class TraceEventDecoderTest {
   void listenInANamespaceWithSomaxconn64Gives1024Requested64Granted() throws Exception {
     assertThat(decode("listen-somaxconn-truncation.jsonl")).filteredOn(e -> e instanceof TraceEvent.ListenCall)
         .containsExactlyInAnyOrder(
-            new TraceEvent.ListenCall(new ListenerKey(4026532177L, 2, "127.0.0.1", 8080), 608, "python3", 1024, 64),
-            new TraceEvent.ListenCall(new ListenerKey(4026532177L, 10, "::", 8081), 609, "python3", 1024, 64));
+            new TraceEvent.ListenCall(new ListenerKey(4026532177L, AddressFamily.IPV4, "127.0.0.1", 8080), 608, "python3", 1024, 64),
+            new TraceEvent.ListenCall(new ListenerKey(4026532177L, AddressFamily.IPV6, "::", 8081), 609, "python3", 1024, 64));
   }
 
   @Test
   void anAcceptQueueOverflowShowsFiveHandshakesAndAPeakAtTheBacklog() throws Exception {
     List<TraceEvent> events = decode("handshakes-accept-overflow.jsonl");
-    ListenerKey key = new ListenerKey(4026532177L, 2, "127.0.0.1", 8080);
+    ListenerKey key = new ListenerKey(4026532177L, AddressFamily.IPV4, "127.0.0.1", 8080);
     assertThat(sum(events, Counted.HANDSHAKES, key.netns())).isEqualTo(5);
     assertThat(events).contains(new TraceEvent.ListenerCount(Counted.QUEUE_PEAK, key, null, 4));
     assertThat(events).filteredOn(e -> e instanceof TraceEvent.ListenerHistogram).singleElement()
@@ -63,7 +65,7 @@ class TraceEventDecoderTest {
     // slow_accept.sh: 20 clients to 127.0.0.1:8080, a listener on 0.0.0.0:8080 (backlog 16) accepting one
     // every 200-400 ms; the first accept came at once, the other 19 waited over the 100 ms threshold.
     List<TraceEvent> events = decode("acceptwait-slow-accept.jsonl");
-    ListenerKey key = new ListenerKey(4026532177L, 2, "127.0.0.1", 8080);
+    ListenerKey key = new ListenerKey(4026532177L, AddressFamily.IPV4, "127.0.0.1", 8080);
     List<TraceEvent.SlowAccept> slow = events.stream()
         .filter(e -> e instanceof TraceEvent.SlowAccept s && s.key().equals(key)).map(e -> (TraceEvent.SlowAccept) e).toList();
     assertThat(slow).first().satisfies(s -> {

@@ -1,7 +1,9 @@
 package dev.backlogagent.diagnosis;
 
+import dev.backlogagent.decode.AddressFamily;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.listener.Listener;
 import dev.backlogagent.listener.Trouble;
 import dev.backlogagent.procfs.ListenCounters;
@@ -13,8 +15,8 @@ import org.junit.jupiter.api.Test;
 
 /** The one vocabulary: each kind in its own unit, the same words wherever a finding is said (docs/diagnosis.md). */
 class SentencesTest {
-  private static final Listener SMALL = new Listener(1, "ipv4", "127.0.0.1", 8080, 5, 4, 4L, 0, List.of(), Set.of(), 7);
-  private static final Listener FLOODED = new Listener(1, "ipv4", "127.0.0.1", 8081, 0, 128, null, 0, List.of(), Set.of(), 8);
+  private static final Listener SMALL = new Listener(new ListenerKey(1, AddressFamily.IPV4, "127.0.0.1", 8080), 5, 4, 4L, 0, List.of(), Set.of(), 7);
+  private static final Listener FLOODED = new Listener(new ListenerKey(1, AddressFamily.IPV4, "127.0.0.1", 8081), 0, 128, null, 0, List.of(), Set.of(), 8);
   private static final NamespaceSysctls COOKIES = new NamespaceSysctls(4096, 2048, 1, 0);
   private static final Duration SECOND = Duration.ofSeconds(1);
 

@@ -2,6 +2,7 @@ package dev.backlogagent.export;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.diagnosis.AcceptPace;
 import dev.backlogagent.diagnosis.Finding;
@@ -37,7 +38,7 @@ import org.junit.jupiter.api.Test;
 class IncidentSpansTest {
   private static final Instant T0 = Instant.parse("2026-11-21T10:00:00Z");
   private static final NamespaceSysctls SYSCTLS = new NamespaceSysctls(64, 512, 1, 0);
-  private static final Listener WEB = new Listener(4026531840L, "ipv4", "0.0.0.0", 8080, 65, 64, 1024L, 0,
+  private static final Listener WEB = new Listener(new ListenerKey(4026531840L, AddressFamily.IPV4, "0.0.0.0", 8080), 65, 64, 1024L, 0,
       List.of(new ProcessIdentity(812, "nginx", "nginx: master", null)), EnumSet.of(ListenerFlag.TRUNCATED), 77);
 
   private final InMemorySpanExporter exporter = InMemorySpanExporter.create();
@@ -46,10 +47,10 @@ class IncidentSpansTest {
 
   private static IntervalReport second(int n, long drops) {
     Inventory inventory = new Inventory(
-        List.of(new NetNamespace(WEB.netns(), null, SYSCTLS, new ListenCounters(0, 0, 0, 0, 0, 0, 0))), List.of(WEB),
+        List.of(new NetNamespace(WEB.key().netns(), null, SYSCTLS, new ListenCounters(0, 0, 0, 0, 0, 0, 0))), List.of(WEB),
         T0.plusSeconds(n), List.of());
     List<ListenerInterval> listeners = drops == 0 ? List.of() : List.of(new ListenerInterval(WEB,
-        new ListenerKey(WEB.netns(), 2, "0.0.0.0", 8080), drops, 10, 64, 0, 0, Map.of(), Map.of(), List.of(), List.of(),
+        WEB.key(), drops, 10, 64, 0, 0, Map.of(), Map.of(), List.of(), List.of(),
         List.of(new Finding(Trouble.ACCEPT_QUEUE_OVERFLOW, drops, AcceptPace.STALLED, 0, false))));
     return new IntervalReport(T0.plusSeconds(n), Duration.ofSeconds(1), inventory, Map.of(), listeners, Map.of(), Map.of(), List.of());
   }

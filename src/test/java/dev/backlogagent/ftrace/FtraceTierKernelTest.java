@@ -2,6 +2,7 @@ package dev.backlogagent.ftrace;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.kernel.TracepointSymbols;
@@ -86,7 +87,7 @@ class FtraceTierKernelTest {
    */
   private static int portFreeEverywhere() throws Exception {
     java.util.Set<Integer> used = new java.util.HashSet<>();
-    InventoryReader.ofHost().read(InventoryReader.Scope.ALL).listeners().forEach(l -> used.add(l.port()));
+    InventoryReader.ofHost().read(InventoryReader.Scope.ALL).listeners().forEach(l -> used.add(l.key().port()));
     java.util.Random random = new java.util.Random();
     for (int i = 0; i < 1000; i++) {
       int port = 20_000 + random.nextInt(12_000);
@@ -98,7 +99,7 @@ class FtraceTierKernelTest {
   }
 
   private static ListenerKey key(TestNetns ns, int port) throws Exception {
-    return new ListenerKey(ns.inode(), 2, "127.0.0.1", port);
+    return new ListenerKey(ns.inode(), AddressFamily.IPV4, "127.0.0.1", port);
   }
 
   @Test

@@ -2,6 +2,7 @@ package dev.backlogagent.ftrace;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.listener.Inventory;
 import dev.backlogagent.listener.Listener;
@@ -18,38 +19,38 @@ class ListenerAttributionTest {
   private static final long A = 4026532001L;
   private static final long B = 4026532002L;
 
-  private static Listener listener(long netns, String family, String address, int port) {
-    return new Listener(netns, family, address, port, 0, 128, null, 0, List.of(), Set.of(), netns + port);
+  private static Listener listener(long netns, AddressFamily family, String address, int port) {
+    return new Listener(new ListenerKey(netns, family, address, port), 0, 128, null, 0, List.of(), Set.of(), netns + port);
   }
 
   private static final Inventory TWO_NAMESPACES = new Inventory(List.of(), List.of(
-      listener(A, "ipv4", "0.0.0.0", 8080),
-      listener(B, "ipv4", "127.0.0.1", 8080),
-      listener(A, "ipv6", "::", 9090),
-      listener(B, "ipv4", "10.0.0.2", 7070),
-      listener(A, "ipv4", "0.0.0.0", 6060),
-      listener(B, "ipv4", "0.0.0.0", 6060)), Instant.EPOCH, List.of());
+      listener(A, AddressFamily.IPV4, "0.0.0.0", 8080),
+      listener(B, AddressFamily.IPV4, "127.0.0.1", 8080),
+      listener(A, AddressFamily.IPV6, "::", 9090),
+      listener(B, AddressFamily.IPV4, "10.0.0.2", 7070),
+      listener(A, AddressFamily.IPV4, "0.0.0.0", 6060),
+      listener(B, AddressFamily.IPV4, "0.0.0.0", 6060)), Instant.EPOCH, List.of());
 
   static Stream<Arguments> situations() {
     return Stream.of(
-        Arguments.of("one namespace listens on the port: by port", 2, "10.0.0.2", 7070, -1L,
+        Arguments.of("one namespace listens on the port: by port", AddressFamily.IPV4, "10.0.0.2", 7070, -1L,
             ListenerAttribution.Outcome.BY_PORT, B),
-        Arguments.of("a dual-stack wildcard takes IPv4 too", 2, "192.168.1.5", 9090, -1L,
+        Arguments.of("a dual-stack wildcard takes IPv4 too", AddressFamily.IPV4, "192.168.1.5", 9090, -1L,
             ListenerAttribution.Outcome.BY_PORT, A),
-        Arguments.of("a listener bound to 127.0.0.1 does not take another address", 2, "192.168.1.5", 8080, B,
+        Arguments.of("a listener bound to 127.0.0.1 does not take another address", AddressFamily.IPV4, "192.168.1.5", 8080, B,
             ListenerAttribution.Outcome.BY_PORT, A),
-        Arguments.of("two wildcards would take it, off loopback: ambiguous, never guessed", 2, "192.168.1.5", 6060, A,
+        Arguments.of("two wildcards would take it, off loopback: ambiguous, never guessed", AddressFamily.IPV4, "192.168.1.5", 6060, A,
             ListenerAttribution.Outcome.AMBIGUOUS, 0L),
-        Arguments.of("two namespaces on loopback: the sending task's namespace", 2, "127.0.0.1", 8080, B,
+        Arguments.of("two namespaces on loopback: the sending task's namespace", AddressFamily.IPV4, "127.0.0.1", 8080, B,
             ListenerAttribution.Outcome.BY_TASK, B),
-        Arguments.of("two namespaces on loopback, the task is a kernel thread: ambiguous", 2, "127.0.0.1", 8080, -1L,
+        Arguments.of("two namespaces on loopback, the task is a kernel thread: ambiguous", AddressFamily.IPV4, "127.0.0.1", 8080, -1L,
             ListenerAttribution.Outcome.AMBIGUOUS, 0L),
-        Arguments.of("nobody listens there", 2, "127.0.0.1", 1234, A, ListenerAttribution.Outcome.UNKNOWN, 0L));
+        Arguments.of("nobody listens there", AddressFamily.IPV4, "127.0.0.1", 1234, A, ListenerAttribution.Outcome.UNKNOWN, 0L));
   }
 
   @ParameterizedTest(name = "{0}")
   @MethodSource("situations")
-  void theNamespaceIsFoundOrTheEventCounted(String situation, int family, String address, int port, long taskNetns,
+  void theNamespaceIsFoundOrTheEventCounted(String situation, AddressFamily family, String address, int port, long taskNetns,
       ListenerAttribution.Outcome outcome, long netns) {
     ListenerAttribution attribution = new ListenerAttribution(() -> TWO_NAMESPACES);
     ListenerAttribution.Result r = attribution.byPortOrTask(family, address, port, () -> taskNetns);
@@ -60,12 +61,12 @@ class ListenerAttributionTest {
   @org.junit.jupiter.api.Test
   void aListenerKnownByItsSocketIsExactWhateverElseListensOnItsPort() {
     ListenerAttribution attribution = new ListenerAttribution(() -> TWO_NAMESPACES);
-    ListenerKey born = new ListenerKey(B, 2, "127.0.0.1", 8080);
+    ListenerKey born = new ListenerKey(B, AddressFamily.IPV4, "127.0.0.1", 8080);
     attribution.learn(0xffff888102a22e40L, born);
-    assertThat(attribution.attribute(0xffff888102a22e40L, 2, "127.0.0.1", 8080))
+    assertThat(attribution.attribute(0xffff888102a22e40L, AddressFamily.IPV4, "127.0.0.1", 8080))
         .isEqualTo(new ListenerAttribution.Result(born, ListenerAttribution.Outcome.EXACT));
     attribution.forget(0xffff888102a22e40L);
-    assertThat(attribution.attribute(0xffff888102a22e40L, 2, "127.0.0.1", 8080).outcome())
+    assertThat(attribution.attribute(0xffff888102a22e40L, AddressFamily.IPV4, "127.0.0.1", 8080).outcome())
         .isEqualTo(ListenerAttribution.Outcome.AMBIGUOUS);
   }
 }

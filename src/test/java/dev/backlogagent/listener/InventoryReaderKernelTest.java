@@ -2,6 +2,7 @@ package dev.backlogagent.listener;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.procfs.NetNamespaceHandle;
 import dev.backlogagent.procfs.NetNamespaces;
 import dev.backlogagent.procfs.Processes;
@@ -33,7 +34,7 @@ class InventoryReaderKernelTest {
   }
 
   private static Listener only(Inventory inventory, int port) {
-    List<Listener> matching = inventory.listeners().stream().filter(l -> l.port() == port).toList();
+    List<Listener> matching = inventory.listeners().stream().filter(l -> l.key().port() == port).toList();
     assertThat(matching).as("listeners on port %d", port).hasSize(1);
     return matching.get(0);
   }
@@ -85,7 +86,7 @@ class InventoryReaderKernelTest {
 
       // Once BPF has seen the listen(1024) call, the same listener is flagged truncated.
       // The inventory asks by socket, with the processes holding it (the book ties a call to them).
-      RequestedBacklogs seen = socket -> socket.netns() == l.netns() && socket.inode() == l.socketInode()
+      RequestedBacklogs seen = socket -> socket.socket().equals(l.socket())
           && socket.holders().contains((int) server.pid()) ? 1024L : null;
       Inventory withRequests =
           InventoryReader.ofHost(seen).read(new InventoryReader.Scope(ns.inode(), server.port()));
@@ -100,8 +101,8 @@ class InventoryReaderKernelTest {
     try (TestNetns ns = TestNetns.create()) {
       ListenerProcess server = ns.startListener("--family", "6", "--host", "::1", "--backlog", "7");
       Listener l = only(read(ns), server.port());
-      assertThat(l.family()).isEqualTo("ipv6");
-      assertThat(l.address()).isEqualTo("::1").isEqualTo(ns.ss().port(server.port()).address());
+      assertThat(l.key().family()).isEqualTo(AddressFamily.IPV6);
+      assertThat(l.key().address()).isEqualTo("::1").isEqualTo(ns.ss().port(server.port()).address());
       assertThat(l.backlog()).isEqualTo(7);
     }
   }
@@ -150,9 +151,9 @@ class InventoryReaderKernelTest {
       List<Listener> onPort =
           all.listeners().stream().filter(l -> l.processes().stream().anyMatch(p -> p.pid() == server.pid())).toList();
       assertThat(onPort).singleElement().satisfies(l -> {
-        assertThat(l.netns()).isEqualTo(ns.inode()).isNotEqualTo(own);
-        assertThat(l.address()).isEqualTo("0.0.0.0");
-        assertThat(l.port()).isEqualTo(server.port());
+        assertThat(l.key().netns()).isEqualTo(ns.inode()).isNotEqualTo(own);
+        assertThat(l.key().address()).isEqualTo("0.0.0.0");
+        assertThat(l.key().port()).isEqualTo(server.port());
       });
     }
   }
@@ -212,7 +213,7 @@ class InventoryReaderKernelTest {
       try {
         for (int i = 0; i < 30; i++) {
           Inventory inventory = InventoryReader.ofHost().read(InventoryReader.Scope.ALL);
-          assertThat(inventory.listeners()).anySatisfy(l -> assertThat(l.port()).isEqualTo(steady.port()));
+          assertThat(inventory.listeners()).anySatisfy(l -> assertThat(l.key().port()).isEqualTo(steady.port()));
         }
       } finally {
         churn.interrupt();

@@ -2,6 +2,7 @@ package dev.backlogagent.listener;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.procfs.ListenCounters;
@@ -21,17 +22,18 @@ class RequestedBacklogBookTest {
       new ListenCounters(0, 0, 0, 0, 0, 0, 0));
 
   private static TraceEvent.ListenCall listen(int pid, String comm, long requested, long backlog) {
-    return new TraceEvent.ListenCall(new ListenerKey(NETNS, 2, "127.0.0.1", 6379), pid, comm, requested, backlog);
+    return new TraceEvent.ListenCall(new ListenerKey(NETNS, AddressFamily.IPV4, "127.0.0.1", 6379), pid, comm, requested, backlog);
   }
 
   private static RequestedBacklogs.SocketSeen socket(long inode, long backlog, Integer... holders) {
-    return new RequestedBacklogs.SocketSeen(NETNS, inode, "127.0.0.1", 6379, backlog, List.of(holders));
+    return new RequestedBacklogs.SocketSeen(new ListenerKey(NETNS, AddressFamily.IPV4, "127.0.0.1", 6379), inode, backlog,
+        List.of(holders));
   }
 
   private static Inventory inventory(long... inodes) {
     List<Listener> listeners = new java.util.ArrayList<>();
     for (long inode : inodes) {
-      listeners.add(new Listener(NETNS, "ipv4", "127.0.0.1", 6379, 0, 128, null, 0, List.of(), Set.of(), inode));
+      listeners.add(new Listener(new ListenerKey(NETNS, AddressFamily.IPV4, "127.0.0.1", 6379), 0, 128, null, 0, List.of(), Set.of(), inode));
     }
     return new Inventory(List.of(NS), listeners, Instant.now(), List.of());
   }
@@ -85,6 +87,37 @@ class RequestedBacklogBookTest {
     RequestedBacklogBook old = RequestedBacklogBook.load(file);
     assertThat(old.entries()).isEmpty();
     assertThat(old.requested(socket(100, 128, 10))).isNull();
+  }
+
+  @Test
+  void aStateFileWrittenBeforeTheFamilyWasKeptIsReadWithTheFamilyOfItsAddresses(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("requested-backlogs.json");
+    Files.writeString(file, "{\"format\":2,\"sockets\":[{\"netns\":" + NETNS + ",\"socketInode\":100,\"pid\":10,"
+        + "\"comm\":\"redis-server\",\"address\":\"127.0.0.1\",\"port\":6379,\"requested\":511,\"backlog\":128}],"
+        + "\"pending\":[{\"netns\":" + NETNS + ",\"address\":\"::1\",\"port\":6380,\"pid\":11,\"comm\":\"nginx\","
+        + "\"requested\":1024,\"backlog\":128,\"seenEpochMillis\":" + System.currentTimeMillis() + "}]}");
+    RequestedBacklogBook book = RequestedBacklogBook.load(file);
+    assertThat(book.entries()).singleElement().satisfies(e -> {
+      assertThat(e.listener()).isEqualTo(new ListenerKey(NETNS, AddressFamily.IPV4, "127.0.0.1", 6379));
+      assertThat(e.requested()).isEqualTo(511);
+    });
+    assertThat(book.requested(socket(100, 128, 10))).isEqualTo(511);
+    ListenerKey v6 = new ListenerKey(NETNS, AddressFamily.IPV6, "::1", 6380);
+    assertThat(book.requested(new RequestedBacklogs.SocketSeen(v6, 101, 128, List.of(11)))).isEqualTo(1024);
+    // Written again, the entries are flat as before, with their family.
+    book.record(listen(12, "redis-server", 511, 128));
+    book.saveIfChanged(file);
+    assertThat(Files.readString(file)).contains("{\"netns\":" + NETNS + ",\"family\":\"ipv4\",\"address\":\"127.0.0.1\","
+        + "\"port\":6379,\"socketInode\":100,");
+  }
+
+  @Test
+  void fieldsThatALaterAgentAddsAreIgnoredSoADowngradeKeepsTheBook(@TempDir Path dir) throws Exception {
+    Path file = dir.resolve("requested-backlogs.json");
+    Files.writeString(file, "{\"format\":2,\"writer\":\"later\",\"sockets\":[{\"netns\":" + NETNS
+        + ",\"family\":\"ipv4\",\"address\":\"127.0.0.1\",\"port\":6379,\"socketInode\":100,\"pid\":10,"
+        + "\"comm\":\"redis-server\",\"requested\":511,\"backlog\":128,\"cgroup\":\"/system.slice/redis.service\"}]}");
+    assertThat(RequestedBacklogBook.load(file).requested(socket(100, 128, 10))).isEqualTo(511);
   }
 
   @Test

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.backlogagent.bpf.Concern;
 import dev.backlogagent.bpf.ConcernStatus;
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.diagnosis.Finding;
@@ -36,7 +37,7 @@ class WatchViewTest {
 
   private static Listener listener(long netns, String address, int port, long queue, long backlog, Long requested,
       String comm, int pid, ListenerFlag... flags) {
-    return new Listener(netns, address.contains(":") ? "ipv6" : "ipv4", address, port, queue, backlog, requested, 0,
+    return new Listener(new ListenerKey(netns, address.contains(":") ? AddressFamily.IPV6 : AddressFamily.IPV4, address, port), queue, backlog, requested, 0,
         List.of(new ProcessIdentity(pid, comm, comm, null)),
         flags.length == 0 ? EnumSet.noneOf(ListenerFlag.class) : EnumSet.copyOf(List.of(flags)), port * 10L + netns % 7);
   }
@@ -47,7 +48,7 @@ class WatchViewTest {
       waits.add(new BpftraceRecord.Bucket(waitBuckets[i] / 2, waitBuckets[i], waitBuckets[i + 1]));
     }
     List<Finding> findings = troubles.stream().map(t -> Finding.of(t, t.isDrop() ? drops : 100)).toList();
-    return new ListenerInterval(l, new ListenerKey(l.netns(), 2, l.address(), l.port()), drops, 10, l.queue(), synacks, -1,
+    return new ListenerInterval(l, l.key(), drops, 10, l.queue(), synacks, -1,
         Map.of(), Map.of(), waits, List.of(), findings);
   }
 
@@ -112,7 +113,7 @@ class WatchViewTest {
 
   @Test
   void aTroubleStaysOnItsRowForTenSecondsAfterItsLastIntervalSayingHowLongAgo() {
-    Listener drained = new Listener(WEB, "ipv4", "127.0.0.1", 8080, 0, 4, 4L, 0, overflowing.processes(), Set.of(),
+    Listener drained = new Listener(new ListenerKey(WEB, AddressFamily.IPV4, "127.0.0.1", 8080), 0, 4, 4L, 0, overflowing.processes(), Set.of(),
         overflowing.socketInode());
     WatchView view = viewOf(trouble(2), report(4, List.of(drained), List.of(), null));
     assertThat(view.visibleRows().get(0).diagnosis())
