@@ -1,6 +1,5 @@
 package dev.backlogagent.bcc;
 
-import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
@@ -28,12 +27,11 @@ final class SynBacklogDepths {
   /** The limit of the histogram being printed (-1: none yet this interval), and its listener (null: none or several). */
   private long limit = -1;
   private ListenerKey listener;
-  private Set<NamespacePort> handshakesNow = new HashSet<>();
-  private Set<NamespacePort> handshakesBefore = new HashSet<>();
+  /** {@link ListenerKey#namespacePort()} of the listeners tcpstates saw take handshakes, this interval and the one before. */
+  private Set<Long> handshakesNow = new HashSet<>();
+  private Set<Long> handshakesBefore = new HashSet<>();
   private long samples;
   private long unattributed;
-
-  private record NamespacePort(long netns, int port) {}
 
   /**
    * @param inventory the latest inventory
@@ -47,7 +45,7 @@ final class SynBacklogDepths {
 
   /** A handshake tcpstates saw on this listener key: it may single out the listener of a shared limit. */
   void handshake(ListenerKey key) {
-    handshakesNow.add(new NamespacePort(key.netns(), key.port()));
+    handshakesNow.add(key.namespacePort());
   }
 
   /** The agent's interval rolled over: handshakes older than the one before no longer single anyone out. */
@@ -104,14 +102,13 @@ final class SynBacklogDepths {
       withIt = withBacklog(fresh.get(), backlog);
     }
     if (withIt.size() > 1) {
-      withIt = withIt.stream().filter(l -> handshakesNow.contains(new NamespacePort(l.netns(), l.port()))
-          || handshakesBefore.contains(new NamespacePort(l.netns(), l.port()))).toList();
+      withIt = withIt.stream().filter(l -> handshakesNow.contains(l.key().namespacePort())
+          || handshakesBefore.contains(l.key().namespacePort())).toList();
     }
     if (withIt.size() != 1) {
       return null;
     }
-    Listener l = withIt.get(0);
-    return new ListenerKey(l.netns(), AddressFamily.ofLabel(l.family()).number(), l.address(), l.port());
+    return withIt.get(0).key();
   }
 
   private static List<Listener> withBacklog(Inventory inventory, long backlog) {

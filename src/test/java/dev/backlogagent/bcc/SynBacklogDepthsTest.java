@@ -3,6 +3,7 @@ package dev.backlogagent.bcc;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.backlogagent.decode.AddressFamily;
 import dev.backlogagent.decode.BpftraceRecord;
 import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
@@ -22,12 +23,12 @@ import org.junit.jupiter.api.Test;
 class SynBacklogDepthsTest {
   private static final long A = 4026532301L;
   private static final long B = 4026532302L;
-  private static final ListenerKey OVERFLOWING = new ListenerKey(A, 2, "127.0.0.1", 8080);
-  private static final ListenerKey BUSY = new ListenerKey(A, 2, "127.0.0.1", 8081);
-  private static final ListenerKey OTHER_128 = new ListenerKey(B, 2, "0.0.0.0", 9090);
+  private static final ListenerKey OVERFLOWING = new ListenerKey(A, AddressFamily.IPV4, "127.0.0.1", 8080);
+  private static final ListenerKey BUSY = new ListenerKey(A, AddressFamily.IPV4, "127.0.0.1", 8081);
+  private static final ListenerKey OTHER_128 = new ListenerKey(B, AddressFamily.IPV4, "0.0.0.0", 9090);
 
   private static Listener listener(ListenerKey k, long backlog) {
-    return new Listener(k.netns(), "ipv4", k.address(), k.port(), 0, backlog, null, 0, List.of(), Set.of(), k.netns() + k.port());
+    return new Listener(k, 0, backlog, null, 0, List.of(), Set.of(), k.netns() + k.port());
   }
 
   private static Inventory inventory(Listener... listeners) {
@@ -85,7 +86,7 @@ class SynBacklogDepthsTest {
     assertThat(nobody.unattributed()).isEqualTo(100);
 
     SynBacklogDepths told = new SynBacklogDepths(() -> two, () -> two);
-    told.handshake(new ListenerKey(A, 2, "127.0.0.1", 8081));
+    told.handshake(new ListenerKey(A, AddressFamily.IPV4, "127.0.0.1", 8081));
     told.nextInterval(); // a handshake of the interval before still counts
     assertThat(byListener(feed(told))).containsOnlyKeys(OVERFLOWING, BUSY);
     told.nextInterval();
