@@ -12,7 +12,8 @@
 # names, each with a drop-in that changes only what it runs, its Type=, Restart=no and where its output goes:
 # the sandbox, capabilities and limits are the installed unit's. backlog-agent.service runs the daemon as installed (output redirected to files);
 # backlog-agent-doctor.service runs doctor; notify-probe.service runs NOTIFY_PROBE_JAR through the launcher
-# (Type=notify as installed) to prove readiness, reload and stop with SystemdNotify.
+# (Type=notify as installed) to prove readiness, reload and stop with SystemdNotify; backlog-agent-nobpf.service
+# runs the daemon with bpf(2) denied as well (SystemCallFilter=~bpf), so that it starts at the ftrace rung.
 #
 # OUTDIR gets: proof.txt (KEY=VALUE lines), proof.log (the proof's trace), doctor.txt, trace.txt,
 # trace-err.txt, notify-probe.txt, systemd.log (PID 1's own log). Exit status 0 when the proof ran to its end.
@@ -91,8 +92,10 @@ if [ -n "${NOTIFY_PROBE_JAR:-}" ]; then
 fi
 units=$work/stage/etc/systemd/system
 unit=$work/stage/usr/lib/systemd/system/backlog-agent.service
-mkdir -p "$units/backlog-agent.service.d" "$units/backlog-agent-doctor.service.d" "$units/notify-probe.service.d"
+mkdir -p "$units/backlog-agent.service.d" "$units/backlog-agent-doctor.service.d" "$units/notify-probe.service.d" \
+    "$units/backlog-agent-nobpf.service.d"
 cp "$unit" "$units/backlog-agent-doctor.service"
+cp "$unit" "$units/backlog-agent-nobpf.service"
 cp "$unit" "$units/notify-probe.service"
 cat > "$units/backlog-agent.service.d/proof.conf" <<'UNIT'
 [Service]
@@ -101,6 +104,15 @@ cat > "$units/backlog-agent.service.d/proof.conf" <<'UNIT'
 Restart=no
 StandardOutput=file:/run/proof/run.txt
 StandardError=file:/run/proof/run-err.txt
+UNIT
+cat > "$units/backlog-agent-nobpf.service.d/proof.conf" <<'UNIT'
+[Service]
+# The installed unit with bpf(2) refused, as an operator's drop-in (or a host's policy) would: bpftrace and
+# libbpf-tools cannot load a program, and the ladder must climb down to ftrace inside the same sandbox.
+SystemCallFilter=~bpf
+Restart=no
+StandardOutput=file:/run/proof/nobpf.txt
+StandardError=file:/run/proof/nobpf-err.txt
 UNIT
 cat > "$units/backlog-agent-doctor.service.d/proof.conf" <<'UNIT'
 [Service]
@@ -147,7 +159,7 @@ done
 status=0
 (
     if [ -n "$cgroup" ]; then echo "$BASHPID" > "$cgroup/cgroup.procs"; fi
-    exec timeout -s KILL "${BACKLOG_SYSTEMD_TIMEOUT:-240}" unshare --kill-child --pid --fork --mount --cgroup \
+    exec timeout -s KILL "${BACKLOG_SYSTEMD_TIMEOUT:-330}" unshare --kill-child --pid --fork --mount --cgroup \
         --uts --ipc --propagation private "$self" --inside "$work"
 ) >"$out/boot.txt" 2>&1 || status=$?
 cp -a "$work/out/." "$out/"

@@ -57,14 +57,23 @@ process run.main "$main"
 child=$(pgrep -P "$main" bpftrace | head -n1)
 [ -n "$child" ] && process run.bpftrace "$child"
 say run.cgroup "$(sed -n 's/^0:://p' "/proc/$main/cgroup")"
+# overflowing PORT OUTPUT: a listen(2) while a daemon runs, which 10 connects overflow; returns once the daemon's
+# summary line (every interval, 10 s by default) in OUTPUT names it.
+overflowing() {
+    (sleep 600 | asNobody python3 "$REPO/src/test/resources/fixtures/listener.py" --port "$1" --backlog 2 \
+        --connect 10 >"/run/proof/listener-$1.txt" 2>&1 &)
+    for _ in $(seq 1 240); do
+        grep -q "127.0.0.1:$1 [0-9]* SYNs and third ACKs (accept queue" "$2" 2>/dev/null && break
+        sleep 0.5
+    done
+}
+# requested PORT: 1 when the state file keeps listen(2) on PORT, by its socket (format 2's "sockets"), else 0.
+requested() {
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for e in d.get("sockets", []) if e.get("port") == int(sys.argv[2]) and e.get("requested") == 2))' \
+        /var/lib/backlog-agent/requested-backlogs.json "$1" 2>/dev/null || echo 0
+}
 # A listen() while the daemon runs: the requested backlog is seen and kept in the state file.
-(sleep 600 | asNobody python3 "$REPO/src/test/resources/fixtures/listener.py" --port 9191 --backlog 2 \
-    --connect 10 >/run/proof/listener-9191.txt 2>&1 &)
-# The summary line comes every interval (10 s by default).
-for _ in $(seq 1 240); do
-    grep -q '127.0.0.1:9191 [0-9]* SYNs and third ACKs (accept queue' /run/proof/run.txt 2>/dev/null && break
-    sleep 0.5
-done
+overflowing 9191 /run/proof/run.txt
 timeout 60 systemctl reload backlog-agent.service; say run.reload.rc $?
 for _ in $(seq 1 120); do
     grep -q '^configuration reloaded' /run/proof/run.txt 2>/dev/null && break
@@ -77,9 +86,29 @@ cp /run/proof/run.txt /run/proof/run-err.txt /out/
 say state.directory.mode "$(stat -c %a /var/lib/backlog-agent)"
 say state.file.mode "$(stat -c %a /var/lib/backlog-agent/requested-backlogs.json)"
 cp /var/lib/backlog-agent/requested-backlogs.json /out/ 2>/dev/null
-# Format 2 keys a request by its socket: an entry under "sockets" ties listen(2) to the socket on 9191.
-say state.has.9191 "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(1 for e in d.get("sockets", []) if e.get("port") == 9191 and e.get("requested") == 2))' /var/lib/backlog-agent/requested-backlogs.json 2>/dev/null || echo 0)"
+say state.has.9191 "$(requested 9191)"
 say bpftrace.left "$(pgrep -c bpftrace)"
+
+# The ftrace rung under the installed unit: bpf(2) denied by a drop-in, so the daemon starts at the ftrace
+# tier, whose tracefs instance needs the unit's ReadWritePaths=/sys/kernel/tracing under ProtectKernelTunables.
+timeout 300 systemctl start backlog-agent-nobpf.service; say nobpf.start.rc $?
+show nobpf.started backlog-agent-nobpf.service
+main=$(systemctl show -p MainPID --value backlog-agent-nobpf.service)
+process nobpf.main "$main"
+# How the unit sees tracefs: the mount options (ro/rw) of the last mount at /sys/kernel/tracing and at the
+# unit's bound view of it.
+grep -E ' (/sys/kernel/tracing|/run/backlog-agent/tracefs) ' "/proc/$main/mountinfo" > /out/nobpf-tracefs-mounts.txt
+say nobpf.tracefs "$(awk '$5 == "/sys/kernel/tracing" {print $6}' "/proc/$main/mountinfo" | tail -n1)"
+say nobpf.tracefs.bound "$(awk '$5 == "/run/backlog-agent/tracefs" {print $6}' "/proc/$main/mountinfo" | tail -n1)"
+# Its own instance, named after its pid (others' instances on this host are left out of the count).
+say nobpf.instances "$(ls /sys/kernel/tracing/instances | grep -c "^backlog-agent-$main-")"
+overflowing 9292 /run/proof/nobpf.txt
+timeout 30 systemctl stop backlog-agent-nobpf.service; say nobpf.stop.rc $?
+show nobpf backlog-agent-nobpf.service
+say nobpf.instances.left "$(ls /sys/kernel/tracing/instances | grep -c "^backlog-agent-$main-")"
+cp /run/proof/nobpf.txt /run/proof/nobpf-err.txt /out/
+# Not asked: state.has.9292. The ftrace tier ties listen(2) to its socket through /proc/TID/fd at once, with
+# the trace event's pid, which is the host's; this systemd's /proc shows its own pid namespace.
 ip netns del "$ns"
 
 cp /dev/kmsg /out/systemd.log

@@ -15,7 +15,9 @@
 # Each phase starts `trace --json`, waits until it traces, then runs, one after the other, each in a network
 # namespace of its own (bl-guests-PHASE-NAME, only lo, removed afterwards) with the listener on port 8080:
 #   listen       net.core.somaxconn=64, listen(1024), kept open: requested 1024, effective 64, truncated
-#   overflow     listen(4), never accepts, 40 connects, closed after 4 s: accept-queue overflow
+#   overflow     listen(4), never accepts, 40 connects, reset after 4 s (so that the drops end there, before the
+#                kernel's numbers are read: listener.py says why): accept-queue overflow
+#                (overflow and synflood*: the kernel's numbers are read once the listener's drops stopped rising)
 #   synflood0    tcp_syncookies=0, listen(128), 3 s of hping3 -S --rand-source: SYN-queue overflow, SYNs dropped,
 #                SYN-ACKs retransmitted (the listener is closed 3 s after the flood, which ends them)
 #   synflood1    tcp_syncookies=1, the same flood: SYN cookies sent
@@ -118,6 +120,19 @@ class Netns:
     def delete(self):
         sh('ip', 'netns', 'del', self.name)
 
+    def settled(self, port=PORT, most=20):
+        """Returns once the listener's drops (ss's d) stopped rising: two reads 1.5 s apart, longer than the agent's
+        1 s interval, the same. The kernel's numbers read next are then final, and the agent has read the listener
+        after its last drop, while it was still open. Under emulation packets can wait in the backlog queue for
+        seconds after their sender stopped (a SYN flood's last 11 drops came 3 s after hping3 ended)."""
+        last = None
+        for _ in range(most):
+            now = self.ss(port)
+            if now == last:
+                return
+            last = now
+            time.sleep(1.5)
+
 
 class Listener:
     """listener.py in a namespace; it listens until its stdin closes."""
@@ -151,8 +166,9 @@ def listen(label):
 def overflow(label):
     ns = Netns('bl-guests-%s-overflow' % label)
     before = ns.nstat()
-    l = Listener(ns, '--backlog', '4', '--connect', '40', '--close-after', '4')
+    l = Listener(ns, '--backlog', '4', '--connect', '40', '--close-after', '4', '--reset-on-close')
     time.sleep(6)
+    ns.settled()
     return {'pid': l.pid, 'ns': ns, 'backlog': 4, 'connects': 40, 'ss': ns.ss(), 'before': before,
             'after': ns.nstat()}, [l]
 
@@ -165,6 +181,7 @@ def synflood(label, cookies):
     ns.exec(['timeout', '3', 'hping3', '-q', '-S', '-p', str(PORT), '-i', 'u100', '--rand-source', '127.0.0.1'], timeout=30)
     flood_s = round(time.monotonic() - started, 1)
     time.sleep(3)
+    ns.settled()
     facts = {'pid': l.pid, 'ns': ns, 'syncookies': cookies, 'backlog': 128, 'flood_seconds': flood_s, 'ss': ns.ss(),
              'before': before, 'after': ns.nstat()}
     # The half-open requests of the flood retransmit their SYN-ACKs for a minute: closing the listener ends them,

@@ -6,9 +6,8 @@ import dev.backlogagent.decode.ListenerKey;
 import dev.backlogagent.decode.TraceEvent;
 import dev.backlogagent.ftrace.ListenerAttribution;
 import dev.backlogagent.ftrace.TaskNamespaces;
-import dev.backlogagent.kernel.ChildProcess;
+import dev.backlogagent.kernel.LibbpfToolsProbe;
 import dev.backlogagent.listener.Inventory;
-import dev.backlogagent.listener.Listener;
 import dev.backlogagent.listener.NetNamespace;
 import dev.backlogagent.procfs.NetNamespaces;
 import java.nio.file.Path;
@@ -26,8 +25,10 @@ import java.util.function.Supplier;
  * ~110 MB). {@code solisten} gives listen() calls, {@code tcpstates -w -L PORTS} the state changes of the
  * listening ports (restarted when the set of ports changes), both supervised, their lines decoded
  * ({@link ToolLines}) and attributed to listeners as the ftrace tier's events are ({@link ListenerAttribution}:
- * the tools print no namespace either). Handshakes past a cap per interval are counted as skipped; a malformed
- * line is counted and skipped.
+ * the tools print no namespace either). {@code tcpsynbl INTERVAL} adds the accept queue's depth at each third ACK,
+ * per backlog limit: its histograms go to the listener that alone has that limit, or alone took handshakes
+ * lately, else they are counted as unattributed. Handshakes past a cap per interval are counted as skipped; a
+ * malformed line is counted and skipped.
  */
 public final class LibbpfToolsTier implements AutoCloseable {
   private static final System.Logger LOG = System.getLogger(LibbpfToolsTier.class.getName());
@@ -43,8 +44,12 @@ public final class LibbpfToolsTier implements AutoCloseable {
   /** A concern that does not run, and why. */
   public record Failure(Concern concern, String reason) {}
 
-  /** Counts since the start. */
-  public record Stats(long lines, long malformed, long skipped, long unattributed, long listensUnknownRequest) {}
+  /**
+   * Counts since the start. {@code depthSamples}: tcpsynbl samples given to a listener; {@code depthUnattributed}:
+   * those of a backlog limit that several listeners share (or none has).
+   */
+  public record Stats(long lines, long malformed, long skipped, long unattributed, long listensUnknownRequest,
+      long depthSamples, long depthUnattributed) {}
 
   private final Settings settings;
   private final Consumer<TraceEvent> sink;
@@ -56,6 +61,8 @@ public final class LibbpfToolsTier implements AutoCloseable {
   private final Object lock = new Object();
   private ToolSupervisor solisten;
   private ToolSupervisor tcpstates;
+  private ToolSupervisor tcpsynbl;
+  private final SynBacklogDepths depths;
   private TreeSet<Integer> tracedPorts = new TreeSet<>();
   private final Thread refresher;
   private volatile boolean closed;
@@ -67,11 +74,13 @@ public final class LibbpfToolsTier implements AutoCloseable {
   private final AtomicLong unattributed = new AtomicLong();
   private final AtomicLong unknownRequest = new AtomicLong();
 
-  private LibbpfToolsTier(Settings settings, Consumer<TraceEvent> sink, Supplier<Inventory> inventory) {
+  private LibbpfToolsTier(Settings settings, Consumer<TraceEvent> sink, Supplier<Inventory> inventory,
+      Supplier<Inventory> fresh) {
     this.settings = settings;
     this.sink = sink;
     this.inventory = inventory;
     this.attribution = new ListenerAttribution(inventory);
+    this.depths = new SynBacklogDepths(inventory, fresh);
     this.refresher = new Thread(this::refreshLoop, "libbpf-tools-ports");
     this.refresher.setDaemon(true);
   }
@@ -79,14 +88,21 @@ public final class LibbpfToolsTier implements AutoCloseable {
   /** Starts the tools that attach here; returns once each attached or failed. */
   public static LibbpfToolsTier start(Settings settings, Consumer<TraceEvent> sink, Supplier<Inventory> inventory)
       throws InterruptedException {
-    LibbpfToolsTier tier = new LibbpfToolsTier(settings, sink, inventory);
-    Optional<Path> solisten = ChildProcess.findExecutable("solisten");
+    return start(settings, sink, inventory, inventory);
+  }
+
+  /** As {@link #start(Settings, Consumer, Supplier)}, with {@code fresh} reading the inventory now when asked. */
+  public static LibbpfToolsTier start(Settings settings, Consumer<TraceEvent> sink, Supplier<Inventory> inventory,
+      Supplier<Inventory> fresh) throws InterruptedException {
+    LibbpfToolsTier tier = new LibbpfToolsTier(settings, sink, inventory, fresh);
+    Optional<Path> solisten = LibbpfToolsProbe.find("solisten");
     if (solisten.isPresent()) {
       tier.solisten = new ToolSupervisor(solisten.get(), List.of(), tier::onSolisten).start();
     } else {
       tier.failures.add(new Failure(Concern.LISTEN, "libbpf-tools: solisten not found"));
     }
     tier.tcpstates = tier.startTcpstates();
+    tier.tcpsynbl = tier.startTcpsynbl();
     if (tier.solisten != null) {
       if (tier.solisten.awaitAttach(settings.attachTimeout())) {
         tier.running.add(Concern.LISTEN);
@@ -102,6 +118,12 @@ public final class LibbpfToolsTier implements AutoCloseable {
       } else {
         tier.failures.add(new Failure(Concern.HANDSHAKES, "tcpstates: " + tier.tcpstates.status().lastError()));
       }
+    }
+    if (tier.tcpsynbl != null && !tier.tcpsynbl.awaitAttach(settings.attachTimeout())) {
+      // Not a concern of its own: without it the handshakes run with no queue depth, as its status line says.
+      LOG.log(System.Logger.Level.WARNING, "tcpsynbl did not attach: {0}", tier.tcpsynbl.status().lastError());
+      tier.tcpsynbl.close();
+      tier.tcpsynbl = null;
     }
     tier.refresher.start();
     return tier;
@@ -120,14 +142,27 @@ public final class LibbpfToolsTier implements AutoCloseable {
     };
   }
 
-  /** What a concern loses at this tier against its bpftrace program (null: nothing). */
+  /** What a concern loses at this tier against its bpftrace program (null: nothing), without tcpsynbl. */
   public static String lost(Concern concern) {
+    return lost(concern, false);
+  }
+
+  /** What a concern loses at this tier, with or without tcpsynbl's queue depths. */
+  public static String lost(Concern concern, boolean queueDepth) {
     return switch (concern) {
       case LISTEN -> "solisten sees the backlog after the somaxconn clamp: a request at somaxconn is not claimed";
-      case HANDSHAKES -> "no queue depth; the namespace found by address and port; ports that begin listening"
+      case HANDSHAKES -> (queueDepth
+          ? "queue depth from tcpsynbl in power-of-two slots, per backlog limit (a listener's only when it alone has"
+              + " that limit or alone took handshakes)"
+          : "no queue depth") + "; the namespace found by address and port; ports that begin listening"
           + " are traced from the next interval";
       default -> null;
     };
+  }
+
+  /** What a concern loses here, as the tools that attached say. */
+  public String lostHere(Concern concern) {
+    return lost(concern, tcpsynbl != null);
   }
 
   public List<Failure> failures() {
@@ -135,7 +170,10 @@ public final class LibbpfToolsTier implements AutoCloseable {
   }
 
   public Stats stats() {
-    return new Stats(lines.get(), malformed.get(), skipped.get(), unattributed.get(), unknownRequest.get());
+    synchronized (lock) {
+      return new Stats(lines.get(), malformed.get(), skipped.get(), unattributed.get(), unknownRequest.get(),
+          depths.samples(), depths.unattributed());
+    }
   }
 
   /** The ports tcpstates is restricted to now. */
@@ -148,7 +186,7 @@ public final class LibbpfToolsTier implements AutoCloseable {
   // tcpstates restricted to the listening ports of the latest inventory: the state changes of connections to
   // other ports never leave the kernel.
   private ToolSupervisor startTcpstates() {
-    Optional<Path> path = ChildProcess.findExecutable("tcpstates");
+    Optional<Path> path = LibbpfToolsProbe.find("tcpstates");
     if (path.isEmpty()) {
       failures.add(new Failure(Concern.HANDSHAKES, "libbpf-tools: tcpstates not found"));
       return null;
@@ -162,6 +200,16 @@ public final class LibbpfToolsTier implements AutoCloseable {
       tracedPorts = ports;
     }
     return new ToolSupervisor(path.get(), args, this::onTcpstates).start();
+  }
+
+  // tcpsynbl prints its histograms once per interval (whole seconds: it takes an integer) and clears them.
+  private ToolSupervisor startTcpsynbl() {
+    Optional<Path> path = LibbpfToolsProbe.find("tcpsynbl");
+    if (path.isEmpty()) {
+      return null;
+    }
+    long seconds = Math.max(1, Math.round(settings.interval().toMillis() / 1000.0));
+    return new ToolSupervisor(path.get(), List.of(Long.toString(seconds)), this::onTcpsynbl).start();
   }
 
   private TreeSet<Integer> listeningPorts() {
@@ -210,9 +258,7 @@ public final class LibbpfToolsTier implements AutoCloseable {
       }
       change = parsed.get();
     } catch (ToolLines.MalformedLine e) {
-      if (malformed.incrementAndGet() <= 10) {
-        LOG.log(System.Logger.Level.WARNING, "skipped a malformed line: {0}", e.getMessage());
-      }
+      malformedLine(e);
       return;
     }
     synchronized (lock) {
@@ -234,10 +280,29 @@ public final class LibbpfToolsTier implements AutoCloseable {
           unattributed.incrementAndGet();
           return;
         }
+        depths.handshake(r.key());
         emit(new TraceEvent.ListenerCount(TraceEvent.Counted.HANDSHAKES, r.key(), null, 1));
       } else if (change.oldState().equals("LISTEN")) {
         attribution.forget(change.skaddr());
       }
+    }
+  }
+
+  private void onTcpsynbl(String line) {
+    lines.incrementAndGet();
+    synchronized (lock) {
+      rollInterval();
+      try {
+        depths.line(line).forEach(this::emit);
+      } catch (ToolLines.MalformedLine e) {
+        malformedLine(e);
+      }
+    }
+  }
+
+  private void malformedLine(ToolLines.MalformedLine e) {
+    if (malformed.incrementAndGet() <= 10) {
+      LOG.log(System.Logger.Level.WARNING, "skipped a malformed line: {0}", e.getMessage());
     }
   }
 
@@ -251,9 +316,7 @@ public final class LibbpfToolsTier implements AutoCloseable {
       }
       call = parsed.get();
     } catch (ToolLines.MalformedLine e) {
-      if (malformed.incrementAndGet() <= 10) {
-        LOG.log(System.Logger.Level.WARNING, "skipped a malformed line: {0}", e.getMessage());
-      }
+      malformedLine(e);
       return;
     }
     if (call.ret() != 0 || !call.proto().startsWith("TCP")) {
@@ -290,6 +353,7 @@ public final class LibbpfToolsTier implements AutoCloseable {
       intervalStart = now;
       handshakesThisInterval = 0;
       tasks.clear();
+      depths.nextInterval();
     }
   }
 
@@ -304,7 +368,7 @@ public final class LibbpfToolsTier implements AutoCloseable {
   /** Status lines of the tools, for the agent's status. */
   public List<String> toolStatus() {
     List<String> out = new ArrayList<>();
-    for (ToolSupervisor s : new ToolSupervisor[] {solisten, tcpstates}) {
+    for (ToolSupervisor s : new ToolSupervisor[] {solisten, tcpstates, tcpsynbl}) {
       if (s != null) {
         ToolSupervisor.Status st = s.status();
         out.add(st.tool() + (st.attached() ? " attached" : " not attached") + ", " + st.restarts() + " restarts"
@@ -323,6 +387,9 @@ public final class LibbpfToolsTier implements AutoCloseable {
     }
     if (tcpstates != null) {
       tcpstates.close();
+    }
+    if (tcpsynbl != null) {
+      tcpsynbl.close();
     }
   }
 }

@@ -2,12 +2,16 @@ package dev.backlogagent.bcc;
 
 import java.util.Arrays;
 import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * The lines bcc's libbpf-tools print, as Debian 12 (0.26) and Debian 13 (0.31) ship them — the same
  * printf formats in both (libbpf-tools/tcpstates.c, solisten.c). Fields are split on blanks from both ends,
  * so a command name holding a blank still parses. A header is recognised and skipped; anything else that
- * does not parse is malformed, for the caller to count.
+ * does not parse is malformed, for the caller to count. {@code tcpsynbl} prints histograms over several lines
+ * (libbpf-tools/tcpsynbl.c and trace_helpers.c's print_log2_hist, unchanged from 0.26 to 0.31): its lines are
+ * decoded one at a time, the caller keeping which {@code backlog_max} the buckets that follow belong to.
  */
 public final class ToolLines {
   private ToolLines() {}
@@ -32,6 +36,59 @@ public final class ToolLines {
     public int family() {
       return proto.endsWith("v6") ? 10 : 2;
     }
+  }
+
+  /** One line of {@code tcpsynbl INTERVAL}: a histogram's limit or one of its buckets. */
+  public sealed interface SynBacklogLine {}
+
+  /** {@code "backlog_max = %lld"}: the buckets that follow count listeners with this effective backlog. */
+  public record BacklogLimit(long backlogMax) implements SynBacklogLine {}
+
+  /**
+   * {@code "%*lld -> %-*lld : %-8d |stars|"}: {@code count} calls of tcp_v4/v6_syn_recv_sock (a third ACK, or a
+   * SYN cookie's ACK, about to create the child) found the accept queue between {@code low} and {@code high}
+   * long (power-of-two slots; the first, {@code 0 -> 1}, holds 0 and 1).
+   */
+  public record BacklogBucket(long low, long high, long count) implements SynBacklogLine {}
+
+  private static final Pattern SYNBL_LIMIT = Pattern.compile("backlog_max = (\\d+)");
+  private static final Pattern SYNBL_BUCKET = Pattern.compile("(\\d+) -> (\\d+)\\s*: (-?\\d+)\\s*\\|[* ]*\\+?\\|");
+  private static final Pattern SYNBL_TIME = Pattern.compile("\\d\\d:\\d\\d:\\d\\d");
+
+  /**
+   * Empty for the lines that carry no number: the banner ({@code Tracing SYN backlog size...}), the blank line
+   * that opens each interval, a histogram's column header ({@code backlog : count distribution}) and a {@code -T}
+   * time of day.
+   */
+  public static Optional<SynBacklogLine> tcpsynbl(String line) throws MalformedLine {
+    String t = line.strip();
+    if (t.isEmpty() || t.startsWith("Tracing SYN backlog") || (t.startsWith("backlog") && t.contains(": count"))
+        || SYNBL_TIME.matcher(t).matches()) {
+      return Optional.empty();
+    }
+    try {
+      Matcher m = SYNBL_LIMIT.matcher(t);
+      if (m.matches()) {
+        return Optional.of(new BacklogLimit(Long.parseLong(m.group(1))));
+      }
+      m = SYNBL_BUCKET.matcher(t);
+      if (m.matches()) {
+        long low = Long.parseLong(m.group(1));
+        long high = Long.parseLong(m.group(2));
+        // The slot is an unsigned int printed with %d: past 2^31 it reads negative.
+        long count = Long.parseLong(m.group(3));
+        if (count < 0) {
+          count += 1L << 32;
+        }
+        if (low > high || count < 0 || count >= 1L << 32) {
+          throw new MalformedLine("tcpsynbl", line);
+        }
+        return Optional.of(new BacklogBucket(low, high, count));
+      }
+    } catch (NumberFormatException e) {
+      // a number too long for a long: not what tcpsynbl prints
+    }
+    throw new MalformedLine("tcpsynbl", line);
   }
 
   /** Empty for the header line. */

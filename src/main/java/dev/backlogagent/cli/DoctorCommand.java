@@ -110,7 +110,9 @@ final class DoctorCommand implements Callable<Integer> {
           failures.add(new Tracing.Failure(c, t.tool() + ": " + t.detail()));
         }
       }
-      return ListenerWatch.lowerRungConcerns(Tier.LIBBPF_TOOLS, runs, failures, states, LibbpfToolsTier::lost);
+      boolean queueDepth = host.libbpfToolsAttach().stream().anyMatch(t -> t.tool().equals("tcpsynbl") && t.works());
+      return ListenerWatch.lowerRungConcerns(Tier.LIBBPF_TOOLS, runs, failures, states,
+          c -> LibbpfToolsTier.lost(c, queueDepth));
     }
     boolean fentry = host.attach().fentry().works();
     List<ProgramChoice> choices = ProgramChoice.choose(host.tier(), fentry, states, TracepointFormats.ofThisKernel());

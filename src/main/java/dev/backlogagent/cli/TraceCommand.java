@@ -122,7 +122,9 @@ final class TraceCommand implements Callable<Integer> {
           + " of no known listener (" + s.ambiguous() + " ambiguous), " + s.malformed() + " malformed"));
       watch.libbpfToolsStats().ifPresent(s -> err.println("libbpf-tools: " + s.lines() + " lines, " + s.malformed()
           + " malformed, " + s.skipped() + " skipped over the cap, " + s.unattributed() + " of no known listener, "
-          + s.listensUnknownRequest() + " listen() at somaxconn (request unknown)"));
+          + s.listensUnknownRequest() + " listen() at somaxconn (request unknown), " + s.depthSamples()
+          + " queue-depth samples from tcpsynbl given to a listener, " + s.depthUnattributed()
+          + " of a backlog limit no single listener has"));
       if (watch.undecodableRecords() > 0) {
         err.println("skipped " + watch.undecodableRecords() + " undecodable event(s)");
       }

@@ -127,9 +127,12 @@ public final class Diagnosis {
     for (ListenerEvidence l : others) {
       long residue = l.drops() - accept.getOrDefault(l.socket(), 0L);
       long share = Math.min(residue, synSidePool);
-      if (residue - share > 0 && share > 0 && residue - share <= Math.max(2, residue / 10)) {
+      if (residue - share > 0 && share > 0
+          && residue - share <= Math.max(Math.max(2, residue / 10), ns.listenDropsWhileRead())) {
         // The counters were read a moment before the socket: under a flood of thousands a second, the
         // drops of those milliseconds are the same kind as the rest (the next interval's counters have them).
+        // How many at most: what ListenDrops gained while the sockets were read (a flood's first interval
+        // can hold few drops, 11 of 36 of them from those milliseconds).
         share = residue;
       }
       synSidePool = Math.max(0, synSidePool - share);

@@ -26,7 +26,6 @@ public final class TraceInstance implements AutoCloseable {
   private static final System.Logger LOG = System.getLogger(TraceInstance.class.getName());
   static final String PREFIX = "backlog-agent-";
   private static final Pattern NAME = Pattern.compile(Pattern.quote(PREFIX) + "(\\d+)-(\\d+)-[0-9a-f]+");
-  private static final List<Path> ROOTS = List.of(Path.of("/sys/kernel/tracing"), Path.of("/sys/kernel/debug/tracing"));
 
   private final Path tracefs;
   private final Path directory;
@@ -38,9 +37,9 @@ public final class TraceInstance implements AutoCloseable {
     this.directory = directory;
   }
 
-  /** Where tracefs is mounted with instance support, if anywhere. */
+  /** Where tracefs is mounted with instance support, if anywhere (a writable mount first). */
   public static Optional<Path> locateTracefs() {
-    return ROOTS.stream().filter(root -> Files.isDirectory(root.resolve("instances"))).findFirst();
+    return dev.backlogagent.kernel.TracefsRoots.forInstances();
   }
 
   /** Makes a new instance, tracing off until events are enabled. */

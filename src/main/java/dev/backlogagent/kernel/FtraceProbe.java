@@ -15,15 +15,14 @@ import java.util.List;
  * long as tracefs is mounted and writable.
  */
 final class FtraceProbe {
-  private static final List<Path> ROOTS = List.of(Path.of("/sys/kernel/tracing"), Path.of("/sys/kernel/debug/tracing"));
 
   private FtraceProbe() {}
 
   static HostCapabilities.FtraceCheck check() {
     long start = System.nanoTime();
-    Path root = ROOTS.stream().filter(r -> Files.isDirectory(r.resolve("instances"))).findFirst().orElse(null);
+    Path root = TracefsRoots.forInstances().orElse(null);
     if (root == null) {
-      return new HostCapabilities.FtraceCheck(false, null, "no tracefs with instances at " + ROOTS.get(0), 0);
+      return new HostCapabilities.FtraceCheck(false, null, "no tracefs with instances at " + TracefsRoots.ROOTS.get(0), 0);
     }
     long pid = ProcessHandle.current().pid();
     Path instance = root.resolve("instances").resolve("backlog-agent-" + pid + "-" + startTime(pid) + "-"

@@ -533,9 +533,9 @@ public final class KernelProbe {
   }
 
   private HostCapabilities.LibbpfTools libbpfTools() {
-    Optional<Path> tcpstates = ChildProcess.findExecutable("tcpstates");
+    Optional<Path> tcpstates = LibbpfToolsProbe.find("tcpstates");
     if (tcpstates.isEmpty()) {
-      return new HostCapabilities.LibbpfTools(false, null, null, null, "tcpstates not found on PATH, nor in /usr/sbin or /usr/bin");
+      return new HostCapabilities.LibbpfTools(false, null, null, null, "tcpstates (or tcpstates-libbpf) not found on PATH, nor in /usr/sbin or /usr/bin");
     }
     String path = tcpstates.get().toString();
     try {

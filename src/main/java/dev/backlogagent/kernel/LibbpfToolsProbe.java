@@ -23,6 +23,15 @@ public final class LibbpfToolsProbe {
 
   private LibbpfToolsProbe() {}
 
+  /**
+   * Where a tool is: under its own name (Debian 12's libbpf-tools 0.26: {@code /usr/sbin/tcpstates}) or with the
+   * suffix Debian 13's 0.31 gives them beside bcc's Python tools ({@code /usr/sbin/tcpstates-libbpf}).
+   */
+  public static Optional<Path> find(String tool) {
+    Optional<Path> plain = ChildProcess.findExecutable(tool);
+    return plain.isPresent() ? plain : ChildProcess.findExecutable(tool + "-libbpf");
+  }
+
   static List<HostCapabilities.ToolAttach> tryAll(Duration timeout) {
     List<CompletableFuture<HostCapabilities.ToolAttach>> tries = new ArrayList<>();
     for (String tool : TOOLS) {
@@ -46,7 +55,7 @@ public final class LibbpfToolsProbe {
 
   /** Starts {@code tool} and waits for its header or its exit. */
   public static HostCapabilities.ToolAttach tryOne(String tool, Duration timeout) {
-    Optional<Path> path = ChildProcess.findExecutable(tool);
+    Optional<Path> path = find(tool);
     if (path.isEmpty()) {
       return new HostCapabilities.ToolAttach(tool, false, tool + " not found", 0);
     }

@@ -211,7 +211,10 @@ public final class InventoryReader {
         NamespaceSysctls sysctls = NamespaceSysctls.readCurrent();
         ListenCounters counters = ListenCounters.readCurrent();
         List<ListeningSocket> sockets = diag.listeners();
-        visits.add(new Visit(new NetNamespace(target.inode(), target.name(), sysctls, counters), sockets));
+        // Read again: a drop counted in sk_drops before the dump is in ListenDrops by now. Two reads are never one
+        // instant, and under a flood of thousands a second the dump's milliseconds hold drops (Diagnosis).
+        long whileRead = Math.max(0, ListenCounters.readCurrent().listenDrops() - counters.listenDrops());
+        visits.add(new Visit(new NetNamespace(target.inode(), target.name(), sysctls, counters, whileRead), sockets));
         return;
       } catch (IOException | UncheckedIOException e) {
         skipped.add("netns " + target.inode() + ": " + e.getMessage());

@@ -319,7 +319,8 @@ public final class ListenerCorrelator {
     for (long netns : namespaces) {
       int syncookies = now.namespace(netns).map(NetNamespace::sysctls).map(s -> s.tcpSyncookies()).orElse(-1);
       Diagnosis.Result r = Diagnosis.diagnose(
-          new NamespaceEvidence(netns, deltas.get(netns), syncookies, evidence.getOrDefault(netns, List.of())));
+          new NamespaceEvidence(netns, deltas.get(netns), syncookies, evidence.getOrDefault(netns, List.of()),
+              now.namespace(netns).map(NetNamespace::listenDropsWhileRead).orElse(0L)));
       diagnoses.put(netns, r);
       if (!r.namespace().isEmpty()) {
         namespaceFindings.put(netns, r.namespace());

@@ -70,7 +70,7 @@ public sealed interface TraceLine {
   @JsonInclude(JsonInclude.Include.NON_NULL)
   @JsonPropertyOrder({"time", "type", "netns", "family", "address", "port", "pid", "comm"})
   record AcceptQueueOverflow(String time, @com.fasterxml.jackson.annotation.JsonUnwrapped Where where, long drops, Long queue,
-      Long backlog, Long requestedBacklog, Integer somaxconn, String pace, Long accepts, String text) implements TraceLine {
+      Long queuePeak, Long backlog, Long requestedBacklog, Integer somaxconn, String pace, Long accepts, String text) implements TraceLine {
     public String type() {
       return "accept_queue_overflow";
     }

@@ -116,7 +116,7 @@ public final class TraceLines {
         String text = where + ": " + Sentences.describe(f, context, period);
         switch (f.trouble()) {
           case ACCEPT_QUEUE_OVERFLOW -> lines.add(new TraceLine.AcceptQueueOverflow(now, at, f.count(),
-              l == null ? null : Math.max(l.queue(), li.peakQueue() + 1), backlog, l == null ? null : l.requestedBacklog(),
+              l == null ? null : Math.max(l.queue(), li.peakQueue() + 1), li.peakQueue() < 0 ? null : li.peakQueue(), backlog, l == null ? null : l.requestedBacklog(),
               s == null ? null : s.somaxconn(), f.pace().name().toLowerCase(Locale.ROOT), f.accepts() < 0 ? null : f.accepts(), text));
           case SYN_QUEUE_OVERFLOW -> lines.add(new TraceLine.SynDrops(now, "syn_queue_overflow", at, f.count(), backlog, syncookies, null, text));
           case SYN_DROPPED -> lines.add(new TraceLine.SynDrops(now, "syn_dropped", at, f.count(), backlog, syncookies,

@@ -146,7 +146,7 @@ public final class ListenerWatch implements AutoCloseable {
     }
     if (tier == Tier.LIBBPF_TOOLS) {
       libbpfTools = LibbpfToolsTier.start(LibbpfToolsTier.Settings.of(settings.interval()),
-          event -> deliver(List.of(event)), latest::get);
+          event -> deliver(List.of(event)), latest::get, this::reread);
       for (LibbpfToolsTier.Failure f : libbpfTools.failures()) {
         lowerRungFailures.add(new Tracing.Failure(f.concern(), f.reason()));
       }
@@ -381,7 +381,8 @@ public final class ListenerWatch implements AutoCloseable {
   }
 
   private List<ConcernStatus> lowerRungConcerns() {
-    java.util.function.Function<Concern, String> lost = ftrace != null ? ftrace::lostHere : LibbpfToolsTier::lost;
+    java.util.function.Function<Concern, String> lost = ftrace != null ? ftrace::lostHere
+        : libbpfTools != null ? libbpfTools::lostHere : LibbpfToolsTier::lost;
     return lowerRungConcerns(tier, running(), lowerRungFailures, settings.states(), lost);
   }
 

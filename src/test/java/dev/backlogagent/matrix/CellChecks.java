@@ -98,6 +98,9 @@ final class CellChecks {
         checkRunning(concern, status, scenarios);
       }
     }
+    if (expectedTier == Tier.LIBBPF_TOOLS) {
+      checkQueueDepth(programs.concerns().get(Concern.HANDSHAKES.label()), scenarios.get("overflow"));
+    }
     // What the inventory and counters give on every tier, BPF or not.
     checkAcceptOverflow(scenarios.get("overflow"));
     checkSynQueueOverflow(scenarios.get("synflood0"));
@@ -164,6 +167,28 @@ final class CellChecks {
     boolean right = kernel > 0 && agent == kernel && agent == ssDrops && pids;
     add(what, right ? Outcome.CHECKED : Outcome.FAILED, "drops agent " + agent + ", ListenOverflows " + kernel
         + ", ss d" + ssDrops + (pids ? ", pid " + s.path("pid").asLong() : ", pids " + lines.stream().map(l -> l.path("pid").asText()).toList()));
+  }
+
+  /**
+   * libbpf-tools' tcpsynbl: the accept queue's depth at each third ACK, per backlog limit. The overflow scenario's
+   * listener alone has backlog 4; its fifth handshake found 4 waiting (tcpsynbl's slot 4..7, at the limit), so
+   * the agent's peak must be 4, and the kernel's queue then held 5 (ss's Recv-Q).
+   */
+  private void checkQueueDepth(CellOutput.Status handshakes, JsonNode s) {
+    String what = "queue depth";
+    if (handshakes == null || handshakes.detail() == null || !handshakes.detail().contains("from tcpsynbl")) {
+      add(what, Outcome.CANNOT, "tcpsynbl does not run: " + (handshakes == null ? "no handshakes line" : handshakes.detail()));
+      return;
+    }
+    if (missing(what, s, "overflow")) {
+      return;
+    }
+    long recvQ = CellOutput.Ss.parse(s.path("ss").asText()).map(CellOutput.Ss::recvQ).orElse(-1L);
+    List<JsonNode> lines = out.lines(phase, s, "accept_queue_overflow", PORT);
+    long peak = lines.stream().mapToLong(l -> l.path("queue_peak").asLong(-1)).max().orElse(-1);
+    boolean right = peak == s.path("backlog").asLong() && recvQ == peak + 1;
+    add(what, right ? Outcome.CHECKED : Outcome.FAILED, "queue peak from tcpsynbl " + peak + " at backlog "
+        + s.path("backlog").asLong() + ", ss Recv-Q " + recvQ + (right ? "" : "; lines " + lines));
   }
 
   private void checkOverflowStart(String concern, JsonNode s) {
