@@ -105,9 +105,14 @@ class MonitoringEndToEndTest {
         // Its connections wait 0.2 to 0.8 s: slow-accept spans, which end at once and fail to export.
         ListenerProcess accepting = web.startListener("--backlog", "16", "--connect", "4", "--accept-every", "0.2");
         ListenerProcess flooded = edge.startListener("--backlog", "8");
-        flood(edge, flooded.port());
         String target = prometheus.target();
         String edgeInode = Long.toString(edge.inode());
+        // The cookie alert is a rate: Prometheus must hold a sample of the namespace's counter from before the
+        // flood, or the first sample already holds all of it and the rate stays 0 (seen in a loaded CI run, where
+        // Prometheus's first scrape came after the 3 s flood).
+        prometheus.awaitQuery("tcp_ext_syncookies_sent_total{netns_inode=\"" + edgeInode + "\"}", r -> !r.isEmpty(),
+            Duration.ofSeconds(30));
+        flood(edge, flooded.port());
 
         List<Alert> alerts = awaitAlerts(prometheus, a -> alert(a, "BacklogAgentListenerDropping", "network_local_port",
                 Integer.toString(overflowing.port())) != null
