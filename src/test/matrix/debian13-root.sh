@@ -17,8 +17,9 @@ cache=${BACKLOG_MATRIX_CACHE:-/var/cache/backlog-agent-matrix}
 root=$cache/debian13-root
 # What the scenarios need inside: bpftrace and Java for the agent, iproute2 for ip/ss/nstat, python3 for the
 # fixtures, hping3 for SYN floods, procps for sysctl/pkill, kmod for modprobe (inet_diag on the 6.12 guest),
-# util-linux (essential, so always there) for setpriv and flock.
-packages=bpftrace,iproute2,python3,openjdk-21-jre-headless,hping3,procps,kmod
+# util-linux (essential, so always there) for setpriv and flock, libbpf-tools (0.31, its tools named
+# solisten-libbpf, …) for the libbpf-tools rung in the d13 guest.
+packages=bpftrace,iproute2,python3,openjdk-21-jre-headless,hping3,procps,kmod,libbpf-tools
 stamp="suite=trixie packages=$packages"
 
 log() { echo "debian13-root: $*" >&2; }

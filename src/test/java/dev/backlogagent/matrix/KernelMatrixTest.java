@@ -176,12 +176,12 @@ class KernelMatrixTest {
   }
 
   /**
-   * Debian 13's 6.12 in qemu over its own root, one boot: as d12, but that root has no libbpf-tools, so without
-   * bpftrace the ladder takes ftrace.
+   * Debian 13's 6.12 in qemu over its own root, one boot: as d12, with Debian 13's libbpf-tools (0.31) taken
+   * by the ladder without bpftrace.
    */
   @Test
   void d13() throws Exception {
-    CellOutput out = runGuestWithLowerRungs("d13", "6.12", "d13", Tier.FTRACE);
+    CellOutput out = runGuestWithLowerRungs("d13", "6.12", "d13", Tier.LIBBPF_TOOLS);
     assertThat(out.env().get(0).path("bpftrace").asText()).contains("v0.23");
   }
 
