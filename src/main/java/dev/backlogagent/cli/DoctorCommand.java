@@ -26,6 +26,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
@@ -44,24 +45,7 @@ final class DoctorCommand implements Callable<Integer> {
   @Option(names = "--json", description = "Print one JSON document (fields in docs/doctor.md) instead of the table.")
   boolean json;
 
-  @Option(
-      names = "--bpftrace",
-      paramLabel = "PATH",
-      description = "Use this bpftrace instead of searching PATH, /usr/sbin and /usr/bin.")
-  Path bpftrace;
-
-  @Option(
-      names = "--btf",
-      paramLabel = "FILE",
-      description = "Read the kernel's types from this BTF file (for kernels that ship none), instead of the kernel's own.")
-  Path btf;
-
-  @Option(names = "--programs", paramLabel = "DIR", description = "Try the bpftrace programs in DIR instead of the jar's.")
-  Path programs;
-
-  @Option(names = "--attach-timeout", paramLabel = "S", defaultValue = "60",
-      description = "Give each BPF program at least S seconds to compile and attach; more on a machine the kernel probe finds slow (default: ${DEFAULT-VALUE}).")
-  int attachTimeoutSeconds;
+  @Mixin ProgramOptions options;
 
   @Option(names = "--states", description = "Also try the state-transition program (the daemon runs it by default).")
   boolean states;
@@ -70,13 +54,8 @@ final class DoctorCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (programs != null && !Files.isDirectory(programs)) {
-      throw new BadInputException("--programs " + programs + ": not a directory");
-    }
-    if (attachTimeoutSeconds < 1 || attachTimeoutSeconds > 1800) {
-      throw new BadInputException("--attach-timeout must be between 1 and 1800 seconds, not " + attachTimeoutSeconds);
-    }
-    HostCapabilities host = KernelProbe.builder().bpftrace(bpftrace).btf(btf).everyRung(true).build().probe();
+    options.validate();
+    HostCapabilities host = KernelProbe.builder().bpftrace(options.bpftrace).btf(options.btf).everyRung(true).build().probe();
     List<ConcernStatus> concerns = tryConcerns(host);
     PrintWriter out = spec.commandLine().getOut();
     if (json) {
@@ -117,13 +96,13 @@ final class DoctorCommand implements Callable<Integer> {
     boolean fentry = host.attach().fentry().works();
     List<ProgramChoice> choices = ProgramChoice.choose(host.tier(), fentry, states, TracepointFormats.ofThisKernel());
     if (choices.stream().noneMatch(ProgramChoice::runs)) {
-      return Tracing.start(choices, programs, null, r -> {}).concerns();
+      return Tracing.start(choices, options.programs, null, r -> {}).concerns();
     }
     Path work = Files.createTempDirectory("backlog-agent-doctor-");
-    Path binary = bpftrace != null ? bpftrace : Path.of(host.bpftrace().path());
+    Path binary = options.bpftrace != null ? options.bpftrace : Path.of(host.bpftrace().path());
     Tracing.Launch launch = Tracing.Launch.fitting(binary, List.of("1", "100"), work,
-        Duration.ofSeconds(attachTimeoutSeconds), host.attach().tracepoint().millis(), host.btf().bpftraceEnvironment());
-    try (Tracing tried = Tracing.start(choices, programs, launch, r -> {})) {
+        options.attachTimeout(), host.attach().tracepoint().millis(), host.btf().bpftraceEnvironment());
+    try (Tracing tried = Tracing.start(choices, options.programs, launch, r -> {})) {
       return tried.concerns();
     } finally {
       try (var files = Files.list(work)) {
