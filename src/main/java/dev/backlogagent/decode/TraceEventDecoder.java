@@ -8,6 +8,8 @@ import dev.backlogagent.decode.TraceEvent.Histogrammed;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Turns bpftrace records into {@link TraceEvent}s by the contract in the programs' headers. A record
@@ -90,7 +92,20 @@ public final class TraceEventDecoder {
     return n.asLong();
   }
 
+  /** states.bt's keyless count of one transition, @states_OLD_NEW (see its header: a per-CPU array is cheaper). */
+  private static final Pattern ONE_TRANSITION = Pattern.compile("@states_(\\d{1,2})_(\\d{1,2})");
+
   private static List<TraceEvent> counts(BpftraceRecord.MapDump dump) throws UndecodableException {
+    Matcher one = ONE_TRANSITION.matcher(dump.map());
+    if (one.matches()) {
+      Long n = dump.values().get(List.of());
+      if (dump.values().size() != 1 || n == null) {
+        throw new UndecodableException(dump.map() + " is not a keyless count");
+      }
+      // Printed every interval, 0 included: a transition that did not happen is no event (and no series).
+      return n == 0 ? List.of()
+          : List.of(new TraceEvent.StateTransitions(Integer.parseInt(one.group(1)), Integer.parseInt(one.group(2)), n));
+    }
     if ("@states".equals(dump.map())) {
       List<TraceEvent> out = new ArrayList<>();
       for (Map.Entry<List<String>, Long> e : dump.values().entrySet()) {

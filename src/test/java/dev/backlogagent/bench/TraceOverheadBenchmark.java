@@ -35,7 +35,7 @@ import org.junit.jupiter.api.Test;
 /**
  * What tracing costs under a loopback connection storm: the agent (the real jar, as a subprocess: the daemon,
  * {@code backlog-agent run} with the default configuration, and {@code backlog-agent trace}) against no tracer and against the cheapest useful tracer, a bpftrace that only counts state
- * changes in a kernel map ({@code bpf/states.bt}). The storm ({@code bpf/test/storm.c}: connect/close with
+ * changes in a kernel map ({@code src/test/resources/bench/states-keyed.bt}, what bpf/states.bt was). The storm ({@code bpf/test/storm.c}: connect/close with
  * SO_LINGER 0 against accept/close) runs in a namespace of its own; configurations alternate, round after
  * round, because this machine's storm rate varies 10-20 % between runs.
  *
@@ -89,8 +89,17 @@ class TraceOverheadBenchmark {
    * what it replaces in the same run, on the same noisy machine.
    */
   private static final String BASE_PROGRAMS = System.getProperty("bench.basePrograms", "");
-  /** -Dbench.statesProgram=FILE: the baseline's program (bpf/states.bt); keep it fixed while bpf/ changes. */
-  private static final String STATES_PROGRAM = System.getProperty("bench.statesProgram", Path.of("bpf", "states.bt").toString());
+  /**
+   * -Dbench.statesProgram=FILE: the baseline's program, by default src/test/resources/bench/states-keyed.bt (state
+   * changes counted in a map keyed by old and new state: bpf/states.bt before it moved to keyless counts).
+   */
+  private static final String STATES_PROGRAM = System.getProperty("bench.statesProgram",
+      Path.of("src", "test", "resources", "bench", "states-keyed.bt").toString());
+  /**
+   * -Dbench.bpftrace=PATH: every tracer runs this bpftrace ({@code --bpftrace PATH}, {@code bpftrace: PATH}, and the
+   * baseline's states.bt), e.g. another version's, to price the programs under it on the same kernel and machine.
+   */
+  private static final String BPFTRACE = System.getProperty("bench.bpftrace", "bpftrace");
   /** -Dbench.ftrace=false leaves out the ftrace tier. */
   private static final boolean FTRACE = Boolean.parseBoolean(System.getProperty("bench.ftrace", "true"));
 
@@ -103,7 +112,7 @@ class TraceOverheadBenchmark {
    * configurations are trace and run again with -Dbench.basePrograms's programs.
    */
   enum Config {
-    NONE("none", false, false, false), STATES("states.bt", false, false, false), AGENT("java -jar", true, false, false),
+    NONE("none", false, false, false), STATES("states-keyed", false, false, false), AGENT("java -jar", true, false, false),
     LAUNCHER("trace", true, false, false), DAEMON("run", true, true, false),
     BASE_TRACE("trace@base", true, false, true), BASE_RUN("run@base", true, true, true),
     /** trace with {@code --tier ftrace}: no BPF; its kernel side (event filters, ring buffer) is charged to the storm. */
@@ -313,7 +322,7 @@ class TraceOverheadBenchmark {
     System.out.printf("%nMeans over the rounds (costs pooled: all runs' seconds over all runs' connections)%n");
     double noneStorm = stormPer100k(by.get(Config.NONE));
     System.out.printf("%-10s %4s %9s %13s %11s %12s %13s %15s %13s %15s%n",
-        "tracer", "runs", "conn/s", "rate vs none", "BPF s/100k", "tree s/100k", "total s/100k", "vs states.bt",
+        "tracer", "runs", "conn/s", "rate vs none", "BPF s/100k", "tree s/100k", "total s/100k", "vs keyed",
         "storm s/100k", "storm vs none");
     for (Map.Entry<Config, List<Run>> e : by.entrySet()) {
       List<Run> rs = e.getValue();
@@ -372,13 +381,13 @@ class TraceOverheadBenchmark {
       double shippedTree = per100k(shippedRuns, false);
       double shippedTotal = shippedBpf + shippedTree;
       System.out.printf("The agent's cost (%s, agent/backlog-agent as shipped): %.3f s per 100k connections = BPF %.3f + process tree %.3f; "
-              + "target <= %.2f s: %s by %.3f s (%.0f %%); %.2f x states.bt; storm rate %.2f of untraced; spread over rounds %s%n",
+              + "target <= %.2f s: %s by %.3f s (%.0f %%); %.2f x states-keyed; storm rate %.2f of untraced; spread over rounds %s%n",
           shipped.label, shippedTotal, shippedBpf, shippedTree, TARGET_S_PER_100K,
           shippedTotal <= TARGET_S_PER_100K ? "within" : "OVER",
           Math.abs(TARGET_S_PER_100K - shippedTotal), 100 * Math.abs(TARGET_S_PER_100K - shippedTotal) / TARGET_S_PER_100K,
           shippedTotal / statesTotal, meanRate(shippedRuns) / noneRate, spread(shippedRuns));
     }
-    System.out.printf("states.bt: spread over rounds %s%n", spread(by.get(Config.STATES)));
+    System.out.printf("states-keyed: spread over rounds %s%n", spread(by.get(Config.STATES)));
 
     // Per program, per configuration: java -jar runs trace's programs, so it is pooled with trace.
     Map<String, List<Run>> programTables = new LinkedHashMap<>();
@@ -386,7 +395,7 @@ class TraceOverheadBenchmark {
     programTables.put("run", by.getOrDefault(Config.DAEMON, List.of()));
     programTables.put("trace@base", by.getOrDefault(Config.BASE_TRACE, List.of()));
     programTables.put("run@base", by.getOrDefault(Config.BASE_RUN, List.of()));
-    programTables.put("states.bt", by.get(Config.STATES));
+    programTables.put("states-keyed", by.get(Config.STATES));
     programTables.values().removeIf(List::isEmpty);
     programTables.forEach((what, rs) -> {
       long conns = rs.stream().mapToLong(Run::connections).sum();
@@ -588,6 +597,9 @@ class TraceOverheadBenchmark {
       if (!programs.isBlank()) {
         command.addAll(List.of("--programs", programs));
       }
+      if (!BPFTRACE.equals("bpftrace")) {
+        command.addAll(List.of("--bpftrace", BPFTRACE));
+      }
       if (AGENT_STATES) {
         command.add("--states");
       }
@@ -619,7 +631,8 @@ class TraceOverheadBenchmark {
           state_file: %s
           exporters: {prometheus: {port: %d}}
           """.formatted(WORK.resolve("daemon-state.json").toAbsolutePath(), DaemonProcess.freePort())
-          + (programs.isBlank() ? "" : "programs: " + Path.of(programs).toAbsolutePath() + "\n"));
+          + (programs.isBlank() ? "" : "programs: " + Path.of(programs).toAbsolutePath() + "\n")
+          + (BPFTRACE.equals("bpftrace") ? "" : "bpftrace: " + Path.of(BPFTRACE).toAbsolutePath() + "\n"));
       ProcessBuilder builder = new ProcessBuilder(dieWithUs(Path.of("agent", "backlog-agent").toString(), "run",
           "--config", config.toString()));
       builder.environment().put("BACKLOG_AGENT_JAR", JAR.toAbsolutePath().toString());
@@ -634,9 +647,9 @@ class TraceOverheadBenchmark {
       return t;
     }
 
-    /** The baseline: bpf/states.bt run directly, counting state changes in a kernel map. */
+    /** The baseline: states-keyed.bt run directly, counting state changes in a kernel map. */
     static Tracer states() throws IOException, InterruptedException {
-      Process p = new ProcessBuilder(dieWithUs("bpftrace", "-f", "json", STATES_PROGRAM, INTERVAL_S))
+      Process p = new ProcessBuilder(dieWithUs(BPFTRACE, "-f", "json", STATES_PROGRAM, INTERVAL_S))
           .start();
       p.getOutputStream().close();
       Tracer t = new Tracer(false, p, new Lines(p.getInputStream(), "states-stdout", l -> l.contains("\"attached_probes\"")),

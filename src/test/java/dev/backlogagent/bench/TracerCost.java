@@ -172,6 +172,15 @@ final class TracerCost {
     String label() {
       return concern + " " + probe;
     }
+
+    /**
+     * Whether the kernel's program name is this attach point's: bpftrace 0.17 names a program by the probe's last
+     * part cut to 15 characters ({@code inet_sock_set_s}), 0.23 by the whole probe with ':' as '_' and its index
+     * ({@code tracepoint_sock_inet_sock_set_state_14}).
+     */
+    boolean named(String name) {
+      return kernelName.equals(name) || name.replaceFirst("_\\d+$", "").equals(probe.replace(':', '_'));
+    }
   }
 
   /**
@@ -196,7 +205,11 @@ final class TracerCost {
           last = last.replace("$" + i, positional.get(i - 1));
         }
         String kernel = last.length() > NAME_LEN ? last.substring(0, NAME_LEN) : last;
-        points.add(new AttachPoint(concern, full, kernel));
+        String whole = full;
+        for (int i = positional.size(); i >= 1; i--) {
+          whole = whole.replace("$" + i, positional.get(i - 1));
+        }
+        points.add(new AttachPoint(concern, whole, kernel));
       }
     }
     return points;
@@ -213,7 +226,7 @@ final class TracerCost {
     for (ProgramStat p : new TreeMap<>(programs).values()) {
       int found = -1;
       for (int j = next; j < points.size(); j++) {
-        if (points.get(j).kernelName().equals(p.name())) {
+        if (points.get(j).named(p.name())) {
           found = j;
           break;
         }

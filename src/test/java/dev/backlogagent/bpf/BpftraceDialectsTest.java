@@ -163,6 +163,80 @@ class BpftraceDialectsTest {
     assertThat(compile(dialect, BpfProgram.combine(combined))).as("the kprobe tier combined, " + dialect).isEqualTo("");
   }
 
+  /**
+   * states.bt counts its common transitions in keyless maps (per-CPU arrays: cheaper) and the rest in a keyed
+   * map; decoded by the agent, the counts must be those of one map keyed (oldstate, newstate), the program it
+   * replaced, run beside it over the same traffic: loopback connections closed by the client, by the server,
+   * with a reset, and refused by a closed port. Host-wide, as the daemon counts: other traffic in the window
+   * is seen by both (each key may differ by 2 for what arrives while the two stop).
+   */
+  @ParameterizedTest(name = "{0}")
+  @MethodSource("dialects")
+  void statesCountsEveryTransitionAsOneKeyedMapDoes(Dialect dialect) throws Exception {
+    Path shipped = Files.copy(REPO.resolve("bpf/states.bt"), dialect.workDirectory().resolve("states.bt"),
+        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    Path keyed = Files.copy(REPO.resolve("src/test/resources/bench/states-keyed.bt"),
+        dialect.workDirectory().resolve("states-keyed.bt"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    // A 60 s interval: within the test only END prints, so no count falls between a print and its clear.
+    List<Process> both = new ArrayList<>();
+    List<Path> outputs = new ArrayList<>();
+    for (Path program : List.of(shipped, keyed)) {
+      Path out = dialect.workDirectory().resolve(program.getFileName() + ".jsonl");
+      outputs.add(out);
+      both.add(new ProcessBuilder(dialect.bpftrace().toString(), "-f", "json", program.toString(), "60")
+          .redirectOutput(out.toFile()).redirectError(ProcessBuilder.Redirect.DISCARD).start());
+    }
+    try {
+      for (Path out : outputs) {
+        long deadline = System.nanoTime() + ATTACH.toNanos();
+        while (!(Files.exists(out) && Files.readString(out).contains("\"attached_probes\""))) {
+          assertThat(System.nanoTime()).as("bpftrace attached " + out.getFileName()).isLessThan(deadline);
+          Thread.sleep(100);
+        }
+      }
+      Thread.sleep(1000); // bpftrace prints attached_probes just before it attaches
+      int each = 100;
+      LoopbackLifecycles.run(each);
+      Thread.sleep(500);
+    } finally {
+      for (Process p : both) {
+        new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).start().waitFor();
+      }
+      for (Process p : both) {
+        if (!p.waitFor(30, java.util.concurrent.TimeUnit.SECONDS)) {
+          p.destroyForcibly();
+        }
+      }
+    }
+    Map<String, Long> fromShipped = transitions(outputs.get(0));
+    Map<String, Long> fromKeyed = transitions(outputs.get(1));
+    // The traffic's own: 4 x 100 connects (CLOSE -> SYN_SENT), 300 established, 300 children.
+    assertThat(fromKeyed.getOrDefault("7->2", 0L)).isGreaterThanOrEqualTo(400);
+    assertThat(fromKeyed.getOrDefault("10->3", 0L)).isGreaterThanOrEqualTo(300);
+    assertThat(fromKeyed.getOrDefault("2->7", 0L)).isGreaterThanOrEqualTo(100);
+    assertThat(fromKeyed.getOrDefault("1->7", 0L)).isGreaterThanOrEqualTo(100);
+    assertThat(fromShipped.keySet()).as("transitions, " + dialect).isEqualTo(fromKeyed.keySet());
+    fromKeyed.forEach((k, n) -> assertThat(fromShipped.get(k)).as(k + " with " + dialect).isBetween(n - 2, n + 2));
+  }
+
+  /** The agent's decoding of a bpftrace output: state transitions summed by "from->to". */
+  private static Map<String, Long> transitions(Path output) throws Exception {
+    dev.backlogagent.decode.BpftraceJsonReader reader = new dev.backlogagent.decode.BpftraceJsonReader();
+    dev.backlogagent.decode.TraceEventDecoder decoder = new dev.backlogagent.decode.TraceEventDecoder();
+    Map<String, Long> sums = new java.util.TreeMap<>();
+    for (String line : Files.readAllLines(output)) {
+      if (line.isBlank()) {
+        continue;
+      }
+      for (dev.backlogagent.decode.TraceEvent e : decoder.decode(reader.read(line))) {
+        if (e instanceof dev.backlogagent.decode.TraceEvent.StateTransitions t) {
+          sums.merge(t.from() + "->" + t.to(), t.count(), Long::sum);
+        }
+      }
+    }
+    return sums;
+  }
+
   /** Compiles against this kernel's BTF without attaching; "" when it compiles, else bpftrace's reason. */
   private static String compile(Dialect dialect, BpfProgram program) throws Exception {
     Path source = Files.createTempFile(dialect.workDirectory(), "compile-", ".bt");

@@ -116,6 +116,16 @@ class TraceEventDecoderTest {
   }
 
   @Test
+  void aKeylessTransitionCountIsItsTransitionAndAZeroIsNoEvent() throws Exception {
+    assertThat(decoder.decode(reader.read("{\"type\": \"map\", \"data\": {\"@states_10_3\": 27161}}")))
+        .containsExactly(new TraceEvent.StateTransitions(10, 3, 27161));
+    assertThat(decoder.decode(reader.read("{\"type\": \"map\", \"data\": {\"@states_8_9\": 0}}"))).isEmpty();
+    // the keyed map still carries the transitions without a map of their own (and an older states.bt's all)
+    assertThat(decoder.decode(reader.read("{\"type\": \"map\", \"data\": {\"@states\": {\"12,7\": 3}}}")))
+        .containsExactly(new TraceEvent.StateTransitions(12, 7, 3));
+  }
+
+  @Test
   void everyRecordingDecodesWithoutAnUndecodableLine() throws Exception {
     java.nio.file.Path dir = java.nio.file.Path.of(getClass().getResource("/bpf/recorded").toURI());
     List<java.nio.file.Path> files;
@@ -154,6 +164,7 @@ class TraceEventDecoderTest {
     "{\"type\": \"printf\", \"data\": \"{\\\"ev\\\":\\\"teleport\\\"}\"}",
     "{\"type\": \"map\", \"data\": {\"@queue_peak\": {\"4026532177,2\": 3}}}",
     "{\"type\": \"map\", \"data\": {\"@states\": {\"x,1\": 3}}}",
+    "{\"type\": \"map\", \"data\": {\"@states_7_2\": {\"1\": 3}}}",
   })
   void recordsThatBreakTheContractAreUndecodable(String line) throws Exception {
     BpftraceRecord record = reader.read(line);
