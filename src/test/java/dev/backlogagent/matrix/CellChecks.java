@@ -84,11 +84,17 @@ final class CellChecks {
     for (Concern concern : Concern.values()) {
       boolean served = expectedTier.runsBpftrace() ? concern.main(expectedTier) != null
           : LOWER_RUNGS.getOrDefault(expectedTier, List.of()).contains(concern);
-      if (concern == Concern.STATES || !served) {
-        continue; // not asked for here (states), or the tier has nothing for it
-      }
       String name = concern.label();
       CellOutput.Status status = programs.concerns().get(name);
+      if (concern == Concern.STATES) {
+        if (served && status != null && !status.state().equals("off")) {
+          checkStates(name, status, scenarios); // asked for with --states
+        }
+        continue;
+      }
+      if (!served) {
+        continue; // the tier has nothing for it
+      }
       if (status == null) {
         add(name, Outcome.FAILED, "trace printed no status line for it");
       } else if (status.state().equals("cannot") || status.state().equals("off")) {
@@ -130,6 +136,36 @@ final class CellChecks {
       Verdict last = verdicts.remove(verdicts.size() - 1);
       verdicts.add(new Verdict(last.phase(), last.concern(), last.outcome(), last.detail() + " [as " + program + "]"));
     }
+  }
+
+  /**
+   * The phase's state lines (host-wide: trace --states) against the connections the scenarios made: every connect
+   * of overflow (40), slowaccept (5) and closedport (20) goes CLOSE -> SYN_SENT; closedport's 20 are refused,
+   * SYN_SENT -> CLOSE; overflow's 5 and slowaccept's 5 handshakes make children, LISTEN -> SYN_RECV. More is other
+   * traffic (a host cell); fewer, or a transition in the wrong direction, is a miscount.
+   */
+  private void checkStates(String name, CellOutput.Status status, Map<String, JsonNode> scenarios) {
+    if (!status.state().equals("runs")) {
+      add(name, Outcome.FAILED, "states does not run: " + status.state() + " " + status.detail());
+      return;
+    }
+    for (String scenario : List.of("overflow", "slowaccept", "closedport")) {
+      if (missing(name, scenarios.get(scenario), scenario)) {
+        return;
+      }
+    }
+    Map<String, Long> sums = new java.util.TreeMap<>();
+    for (JsonNode l : out.trace().getOrDefault(phase, List.of())) {
+      if (l.path("type").asText().equals("state")) {
+        sums.merge(l.path("from").asText() + "->" + l.path("to").asText(), l.path("count").asLong(), Long::sum);
+      }
+    }
+    long connects = sums.getOrDefault("CLOSE->SYN_SENT", 0L);
+    long refused = sums.getOrDefault("SYN_SENT->CLOSE", 0L);
+    long children = sums.getOrDefault("LISTEN->SYN_RECV", 0L);
+    boolean right = connects >= 65 && refused >= 20 && children >= 10;
+    add(name, right ? Outcome.CHECKED : Outcome.FAILED, "CLOSE->SYN_SENT " + connects + " (>= 65), SYN_SENT->CLOSE " + refused
+        + " (>= 20), LISTEN->SYN_RECV " + children + " (>= 10) [" + status.program() + "]; all: " + sums);
   }
 
   private boolean missing(String concern, JsonNode scenario, String name) {

@@ -117,7 +117,7 @@ class KernelMatrixTest {
 
   @Test
   void host() throws Exception {
-    List<String> command = new ArrayList<>(List.of("bash", scenarios.toString(), "--doctor", "plain:", "--phase", "auto:",
+    List<String> command = new ArrayList<>(List.of("bash", scenarios.toString(), "--doctor", "plain:", "--phase", "auto:--states",
         classpath, fixtures.toString()));
     CellOutput out = runCell("host", List.of(), command, 600);
     List<CellChecks.Verdict> verdicts = new ArrayList<>(CellChecks.check(out, "auto", Tier.TRACEPOINT));
@@ -132,7 +132,7 @@ class KernelMatrixTest {
     for (String dir : shares) {
       command.addAll(List.of("-s", dir));
     }
-    command.addAll(List.of("--", "bash", scenarios.toString(), "--doctor", "plain:", "--phase", "auto:", classpath,
+    command.addAll(List.of("--", "bash", scenarios.toString(), "--doctor", "plain:", "--phase", "auto:--states", classpath,
         fixtures.toString()));
     CellOutput out = runCell("host-d13", setup, command, 900);
     assertThat(out.env().get(0).path("bpftrace").asText()).contains("v0.23");
@@ -147,7 +147,7 @@ class KernelMatrixTest {
     // Two phases, to keep the emulated boot short: the kprobe tier with the kernel's own BTF, then, with
     // /sys/kernel/btf hidden (a kernel that ships none), the tracepoint tier forced on a file taken from its image.
     CellOutput out = runGuest("d11", "5.10", "host", List.of("--doctor", "plain:", "--phase", "auto:", "--hide-btf",
-        "--doctor", "hidden:", "--doctor", "external:--btf," + btf, "--phase", "tracepoint:--tier,tracepoint,--btf," + btf));
+        "--doctor", "hidden:", "--doctor", "external:--btf," + btf, "--phase", "tracepoint:--tier,tracepoint,--states,--btf," + btf));
     List<CellChecks.Verdict> verdicts = new ArrayList<>();
     verdicts.addAll(CellChecks.check(out, "auto", Tier.KPROBE));
     verdicts.addAll(CellChecks.check(out, "tracepoint", Tier.TRACEPOINT));
@@ -191,7 +191,7 @@ class KernelMatrixTest {
   private static CellOutput runGuestWithLowerRungs(String cell, String kernel, String root, Tier withoutBpftrace)
       throws Exception {
     CellOutput out = runGuest(cell, kernel, root, List.of("--doctor", "plain:", "--phase", "auto:", "--phase",
-        "tracepoint:--tier,tracepoint", "--doctor", "nobpf:--bpftrace,/nonexistent", "--phase", "ftrace:--tier,ftrace",
+        "tracepoint:--tier,tracepoint,--states", "--doctor", "nobpf:--bpftrace,/nonexistent", "--phase", "ftrace:--tier,ftrace",
         "--phase", "nobpf:--bpftrace,/nonexistent"));
     List<CellChecks.Verdict> verdicts = new ArrayList<>();
     verdicts.addAll(CellChecks.check(out, "auto", Tier.KPROBE));
