@@ -200,16 +200,12 @@ final class TracerCost {
       Matcher probe = PROBE.matcher(line);
       if (probe.matches()) {
         String full = probe.group(1);
+        for (int i = positional.size(); i >= 1; i--) {
+          full = full.replace("$" + i, positional.get(i - 1));
+        }
         String last = full.substring(full.lastIndexOf(':') + 1);
-        for (int i = positional.size(); i >= 1; i--) {
-          last = last.replace("$" + i, positional.get(i - 1));
-        }
         String kernel = last.length() > NAME_LEN ? last.substring(0, NAME_LEN) : last;
-        String whole = full;
-        for (int i = positional.size(); i >= 1; i--) {
-          whole = whole.replace("$" + i, positional.get(i - 1));
-        }
-        points.add(new AttachPoint(concern, whole, kernel));
+        points.add(new AttachPoint(concern, full, kernel));
       }
     }
     return points;
