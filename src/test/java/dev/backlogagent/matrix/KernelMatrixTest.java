@@ -256,6 +256,15 @@ class KernelMatrixTest {
     }
     long t0 = System.nanoTime();
     Run ran = run(seconds, command);
+    if (ran.status() != 0 && emulatorTextPatchingFault(ran.output())) {
+      // Seen in 2 of about 8 d13 boots: the guest kernel oopses on an int3 of its own live patching (jump labels
+      // flipped as probes attach and detach) that qemu's multi-threaded TCG let another vCPU run. The emulator's
+      // fault, not the agent's, and not a verdict: the cell runs once more, and its first output is kept.
+      Files.writeString(Path.of("target/matrix", cell + "-oops.out"), ran.output());
+      System.out.println("cell " + cell + ": the guest kernel oopsed on an int3 (TCG text patching; output in target/matrix/"
+          + cell + "-oops.out); running the cell once more");
+      ran = run(seconds, command);
+    }
     long runMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
     Files.writeString(Path.of("target/matrix", cell + ".out"), ran.output());
     String timing = String.format("cell %s: environment %.1f s, run %.1f s", cell, setupMillis / 1000.0, runMillis / 1000.0);
@@ -264,6 +273,11 @@ class KernelMatrixTest {
     assertThat(ran.status()).as("cell %s exited %d (output in target/matrix/%s.out): %s", cell, ran.status(), cell,
         tail(ran.output())).isZero();
     return CellOutput.parse(ran.output());
+  }
+
+  /** A guest console that shows the kernel's oops on an int3 and the panic it ended in. */
+  static boolean emulatorTextPatchingFault(String console) {
+    return console.contains("Oops: int3") && console.contains("Kernel panic - not syncing");
   }
 
   /** Doctor's verdicts: a document, its tier, and what it says about BTF. */
