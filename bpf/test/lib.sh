@@ -30,7 +30,7 @@ ns_inode() { # NAME -> the namespace's inode, as BPF sees it in ns.inum
 
 bt_start() { # OUT PROGRAM [ARGS...]: start bpftrace, wait until attached
     local out=$1; shift
-    # BPFTRACE: another bpftrace, e.g. "chroot ROOT bpftrace" (ROOT must see this checkout and /tmp at the same paths).
+    # BPFTRACE: another bpftrace, e.g. bpf/test/bpftrace-debian13.sh (Debian 13's 0.23).
     timeout -s INT 300 ${BPFTRACE:-bpftrace} -f json "$@" >"$out" 2>"$out.stderr" &
     BT_PIDS+=($!)
     local i

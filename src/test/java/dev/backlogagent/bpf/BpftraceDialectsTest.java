@@ -8,7 +8,6 @@ import dev.backlogagent.testing.KernelTests;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -60,16 +59,13 @@ class BpftraceDialectsTest {
     ChildProcess.Exit root = ChildProcess.run("debian13-root",
         List.of(REPO.resolve("src/test/matrix/debian13-root.sh").toString()), Duration.ofMinutes(15));
     KernelTests.require(root.succeeded(), "the Debian 13 root (bpftrace 0.23) could not be made: " + root.stderr().strip());
-    Path d13 = Path.of(root.stdout().strip());
-    // Program files go under the root's /tmp, where the chroot sees them; the wrapper maps the paths.
-    Path d13Work = Files.createTempDirectory(d13.resolve("tmp"), "bl-programs-dialect-");
+    // The drop-in shows the root this host's /tmp at the same path: program files go where the host's would.
+    Path debian13 = REPO.resolve("bpf/test/bpftrace-debian13.sh");
+    Path d13Work = Files.createTempDirectory("bl-programs-dialect-");
     made.add(d13Work);
-    Path wrapper = d13Work.resolve("bpftrace");
-    Files.writeString(wrapper, "#!/bin/sh\nexec " + REPO.resolve("bpf/test/bpftrace-in-root.sh") + " " + d13 + " \"$@\"\n");
-    Files.setPosixFilePermissions(wrapper, PosixFilePermissions.fromString("rwx------"));
-    String v = version(wrapper);
+    String v = version(debian13);
     assertThat(v).as("Debian 13's bpftrace").startsWith("v0.2");
-    dialects.add(new Dialect("Debian 13 bpftrace " + v, wrapper, d13Work));
+    dialects.add(new Dialect("Debian 13 bpftrace " + v, debian13, d13Work));
   }
 
   @AfterAll
