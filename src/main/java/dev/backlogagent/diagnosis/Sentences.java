@@ -68,8 +68,9 @@ public final class Sentences {
               + "(TCPReqQFullDrop) cannot be told apart" : "");
       case SYNCOOKIES -> "SYN queue full — answered with SYN cookies, " + count(f.trouble(), f.count()) + " sent" + in
           + (s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies() + ")");
-      case UNEXPLAINED_DROPS -> count(f.trouble(), f.count()) + " dropped" + in
-          + "; neither queue was seen full and the namespace's counters do not say why";
+      case UNEXPLAINED_DROPS -> count(f.trouble(), f.count()) + " dropped" + in + (acceptQueueFull(c)
+          ? " beyond the accept queue's overflows; neither ListenOverflows nor ListenDrops counts them"
+          : "; neither queue was seen full and the namespace's counters do not say why");
     };
   }
 
@@ -89,7 +90,8 @@ public final class Sentences {
       case SYN_DROPPED -> (s != null && s.tcpSyncookies() > 0 ? "SYNs dropped that SYN cookies could not answer"
           : "SYNs dropped with no SYN-queue overflow counted") + (f.shared() ? " (shared with other listeners)" : "");
       case SYNCOOKIES -> "SYN queue full, answered with SYN cookies" + (s == null ? "" : " (tcp_syncookies=" + s.tcpSyncookies() + ")");
-      case UNEXPLAINED_DROPS -> "dropping at the door; no queue was seen full";
+      case UNEXPLAINED_DROPS -> l != null && l.queue() > l.backlog()
+          ? "dropping at the door beyond the overflows the kernel counts" : "dropping at the door; no queue was seen full";
     };
   }
 
@@ -151,6 +153,12 @@ public final class Sentences {
               + "server that stopped accepting (the next interval tells)"
           : "the application does not accept fast enough for its backlog";
     };
+  }
+
+  /** The accept queue held more than its backlog when read, or a handshake met it at the limit. */
+  private static boolean acceptQueueFull(Context c) {
+    Listener l = c.listener();
+    return l != null && Math.max(l.queue(), c.peakQueue() + 1) > l.backlog();
   }
 
   private static String queue(Context c) {

@@ -46,6 +46,18 @@ class SentencesTest {
   }
 
   @Test
+  void dropsNoCounterExplainsSayWhetherTheAcceptQueueWasFull() {
+    Finding unexplained = Finding.of(Trouble.UNEXPLAINED_DROPS, 4);
+    assertThat(Sentences.describe(unexplained, new Sentences.Context(SMALL, COOKIES, null, 4), SECOND))
+        .isEqualTo("4 packets dropped in 1 s beyond the accept queue's overflows; neither ListenOverflows nor ListenDrops "
+            + "counts them");
+    assertThat(Sentences.headline(unexplained, SMALL, COOKIES)).isEqualTo("dropping at the door beyond the overflows the kernel counts");
+    assertThat(Sentences.describe(unexplained, new Sentences.Context(FLOODED, COOKIES, null, -1), SECOND))
+        .isEqualTo("4 packets dropped in 1 s; neither queue was seen full and the namespace's counters do not say why");
+    assertThat(Sentences.headline(unexplained, FLOODED, COOKIES)).isEqualTo("dropping at the door; no queue was seen full");
+  }
+
+  @Test
   void periodsAreTheRealTimeInWords() {
     assertThat(Sentences.period(Duration.ofMillis(1000))).isEqualTo("1 s");
     assertThat(Sentences.period(Duration.ofMillis(3300))).isEqualTo("3.3 s");

@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.stream.Stream;
 
 /**
  * The checks of one cell's phase: each concern of the tier runs (and where a scenario shows it, its numbers
@@ -199,10 +200,16 @@ final class CellChecks {
     long ssDrops = CellOutput.Ss.parse(s.path("ss").asText()).map(CellOutput.Ss::drops).orElse(-1L);
     List<JsonNode> lines = out.lines(phase, s, "accept_queue_overflow", PORT);
     long agent = lines.stream().mapToLong(l -> l.path("drops").asLong()).sum();
+    // The overflows are the kernel's ListenOverflows, and every drop the listener's sk_drops (ss) holds is in
+    // some line: a 6.1 guest under TCG once counted 41 sk_drops to 37 overflows (SYN cookies and resets during
+    // the overflow), and the 4 no counter explains are unexplained_drops, not overflows.
+    long other = Stream.of("unexplained_drops", "syn_dropped", "syn_queue_overflow")
+        .flatMap(type -> out.lines(phase, s, type, PORT).stream()).mapToLong(l -> l.path("drops").asLong()).sum();
     boolean pids = !lines.isEmpty() && lines.stream().allMatch(l -> l.path("pid").asLong() == s.path("pid").asLong());
-    boolean right = kernel > 0 && agent == kernel && agent == ssDrops && pids;
-    add(what, right ? Outcome.CHECKED : Outcome.FAILED, "drops agent " + agent + ", ListenOverflows " + kernel
-        + ", ss d" + ssDrops + (pids ? ", pid " + s.path("pid").asLong() : ", pids " + lines.stream().map(l -> l.path("pid").asText()).toList()));
+    boolean right = kernel > 0 && agent == kernel && agent + other == ssDrops && pids;
+    add(what, right ? Outcome.CHECKED : Outcome.FAILED, "drops agent " + agent + (other > 0 ? " + " + other + " other" : "")
+        + ", ListenOverflows " + kernel + ", ss d" + ssDrops
+        + (pids ? ", pid " + s.path("pid").asLong() : ", pids " + lines.stream().map(l -> l.path("pid").asText()).toList()));
   }
 
   /**
