@@ -94,6 +94,9 @@ public final class FtraceTier implements AutoCloseable {
   private final Map<Integer, long[]> pendingListens = new HashMap<>();
   private final Map<CountKey, Long> tally = new LinkedHashMap<>();
   private final Set<ListenerKey> resetKeysThisInterval = new HashSet<>();
+  private final Set<ListenerKey> resetKeysCounted = new HashSet<>();
+  static final int RESET_LINES = 50;
+  static final int RESET_KEYS = 64;
   private final Output output = new Output();
 
   private final AtomicLong records = new AtomicLong();
@@ -307,6 +310,7 @@ public final class FtraceTier implements AutoCloseable {
       intervalStart = now;
       usedThisInterval.clear();
       resetKeysThisInterval.clear();
+      resetKeysCounted.clear();
       taskNamespaces.clear();
     }
   }
@@ -435,10 +439,23 @@ public final class FtraceTier implements AutoCloseable {
       if (r.outcome() == ListenerAttribution.Outcome.AMBIGUOUS) {
         ambiguous.incrementAndGet();
       }
-      if (resetKeysThisInterval.add(key)) {
+      // resets.bt's limits: one line per endpoint and RESET_LINES in all per interval, and counts for
+      // RESET_KEYS endpoints, the rest under their namespace's 0.0.0.0:0. Without a socket's fields to read,
+      // this tier cannot tell a server's FIN answered at a client's freed port from a refusal: a storm of
+      // aborting clients draws one from a new ephemeral port per connection (330 lines a second before).
+      if (!resetKeysThisInterval.contains(key) && resetKeysThisInterval.size() < RESET_LINES) {
+        resetKeysThisInterval.add(key);
         emit(new TraceEvent.ResetSent(key, state, reason));
       } else {
-        count(TraceEvent.Counted.RESETS_SUPPRESSED, key, state + "," + reason);
+        ListenerKey counted = key;
+        if (key != null && !resetKeysCounted.contains(key)) {
+          if (resetKeysCounted.size() < RESET_KEYS) {
+            resetKeysCounted.add(key);
+          } else {
+            counted = new ListenerKey(key.netns(), AddressFamily.IPV4, "0.0.0.0", 0);
+          }
+        }
+        count(TraceEvent.Counted.RESETS_SUPPRESSED, counted, state + "," + reason);
       }
     }
   }

@@ -186,6 +186,44 @@ class FtraceTierKernelTest {
     }
   }
 
+  /**
+   * resets.bt's limits hold on this tier too: 130 connects refused by 130 closed ports in one interval make 50
+   * reset lines, one per port; the other 80 are counted, 64 ports under their own endpoint and the last 16
+   * under the namespace's 0.0.0.0:0 (a storm of aborting clients draws such resets from a new port each time).
+   */
+  @Test
+  void resetsPastFiftyEndpointsAreCountedAndPast64MoreCountedUnderTheirNamespace() throws Exception {
+    try (TestNetns ns = TestNetns.create(); Run run = new Run()) {
+      ns.exec("python3", "-c", """
+          import socket, time
+          for port in range(40000, 40130):
+              s = socket.socket()
+              try:
+                  s.connect(("127.0.0.1", port))
+              except ConnectionRefusedError:
+                  pass
+              s.close()
+          time.sleep(1)  # the resets are placed by the sending task's namespace while it runs
+          """);
+      run.close();
+      long netns = ns.inode();
+      List<ListenerKey> lines = run.events.stream()
+          .filter(e -> e instanceof TraceEvent.ResetSent r && r.key() != null && r.key().netns() == netns)
+          .map(e -> ((TraceEvent.ResetSent) e).key()).toList();
+      assertThat(lines).hasSize(FtraceTier.RESET_LINES).doesNotHaveDuplicates()
+          .allSatisfy(k -> assertThat(k.port()).isBetween(40000, 40129));
+      List<TraceEvent.ListenerCount> counted = run.events.stream()
+          .filter(e -> e instanceof TraceEvent.ListenerCount c && c.what() == TraceEvent.Counted.RESETS_SUPPRESSED
+              && c.key() != null && c.key().netns() == netns)
+          .map(e -> (TraceEvent.ListenerCount) e).toList();
+      assertThat(counted.stream().mapToLong(TraceEvent.ListenerCount::value).sum()).isEqualTo(130 - FtraceTier.RESET_LINES);
+      assertThat(counted.stream().map(TraceEvent.ListenerCount::key).filter(k -> k.port() != 0).distinct().count())
+          .isEqualTo(FtraceTier.RESET_KEYS);
+      assertThat(counted.stream().filter(c -> c.key().port() == 0).mapToLong(TraceEvent.ListenerCount::value).sum())
+          .isEqualTo(130 - FtraceTier.RESET_LINES - FtraceTier.RESET_KEYS);
+    }
+  }
+
   @Test
   void theInstanceIsTheAgentsOwnLeavesTheGlobalBufferAloneAndIsGoneAfterClose() throws Exception {
     Path globalEnable = TRACEFS.resolve("events/sock/inet_sock_set_state/enable");
