@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# storm_cost.sh - cost of handshakes.bt and states.bt under a loopback connection storm.
+# storm_cost.sh - cost of bpftrace programs under a loopback connection storm.
 #
-# USAGE: storm_cost.sh [ROUNDS] [STORM_S]     (defaults 3 and 4)
+# USAGE: storm_cost.sh [ROUNDS] [STORM_S] [LABEL=PROGRAM ...]     (defaults 3 and 4)
+#   without LABEL=PROGRAM: states.bt, handshakes.bt, and both concatenated into
+#   one bpftrace (round 1's outputs are recorded as fixtures); with them, those
+#   programs (e.g. variants of one, to price its parts), nothing recorded.
+#   BPFTRACE: another bpftrace, e.g. bpf/test/bpftrace-debian13.sh (0.23).
 #
 # In a namespace: the C accept/close server and connect/close client of
-# storm.c (SO_LINGER 0) run for STORM_S seconds, with no tracer, with
-# states.bt, with handshakes.bt, and with both concatenated into one bpftrace
-# (as the agent runs them); configurations alternate, ROUNDS times, because
-# this machine's storm rate varies 10-20 % between runs.
+# storm.c (SO_LINGER 0) run for STORM_S seconds, with no tracer and with each
+# program; configurations alternate, ROUNDS times, because this machine's
+# storm rate varies 10-20 % between runs.
 # Per run: connections/s; for the tracer's own BPF programs (found through
 # /proc/PID/fdinfo) run_cnt and run_time_ns deltas from `bpftool prog show`
 # with kernel.bpf_stats_enabled=1 (restored afterwards), and the bpftrace
-# process's CPU (utime + stime). Prints one line per run, then averages.
+# process's CPU (utime + stime). Prints one line per run, then averages (ns
+# per run of each program and s of BPF per 100k connections).
 source "$(dirname "$0")/lib.sh"
 
 ROUNDS=${1:-3}
@@ -27,18 +31,18 @@ restore_stats() { sysctl -qw kernel.bpf_stats_enabled="$old_stats"; cleanup; }
 trap restore_stats EXIT
 sysctl -qw kernel.bpf_stats_enabled=1
 
-program_of() {
-    case $1 in
-        none) echo "" ;;
-        handshakes+states) echo "$WORK/handshakes+states.bt" ;;
-        *) echo "$BPF_DIR/$1.bt" ;;
-    esac
-}
+CONFIGS=("none=")
+if [ $# -gt 2 ]; then
+    CONFIGS+=("${@:3}")
+else
+    CONFIGS+=("states=$BPF_DIR/states.bt" "handshakes=$BPF_DIR/handshakes.bt" "handshakes+states=$WORK/handshakes+states.bt")
+fi
 
 RESULTS="$WORK/results.jsonl"
 for round in $(seq 1 "$ROUNDS"); do
-    for config in none states handshakes handshakes+states; do
-        prog=$(program_of $config)
+    for entry in "${CONFIGS[@]}"; do
+        config=${entry%%=*}
+        prog=${entry#*=}
         bpid=""
         if [ -n "$prog" ]; then
             bt_start "$WORK/$config.$round.jsonl" "$prog" "$INTERVAL_S"
@@ -76,9 +80,11 @@ PY
     done
 done
 
-record "$WORK/states.1.jsonl" states-storm
-record "$WORK/handshakes.1.jsonl" handshakes-storm
-record "$WORK/handshakes+states.1.jsonl" concat-handshakes-states-storm
+if [ $# -le 2 ]; then
+    record "$WORK/states.1.jsonl" states-storm
+    record "$WORK/handshakes.1.jsonl" handshakes-storm
+    record "$WORK/handshakes+states.1.jsonl" concat-handshakes-states-storm
+fi
 
 python3 - "$RESULTS" <<'PY' >&2
 import json, sys, collections
@@ -95,4 +101,10 @@ for config, rs in runs.items():
     cpu = sum(r["bpftrace_cpu_s"] for r in rs)
     per_event = ns / cnt if cnt else 0
     print(f'{config:<20}{rate:>9.0f}{cnt / conns:>12.2f}{per_event:>10.0f}{ns / 1e9 / conns * 1e5:>15.3f}{cpu / conns * 1e5:>17.3f}')
+    names = sorted({n for r in rs for n in r["progs"] if n != "1"})
+    for n in names if len(names) > 1 else []:
+        c = sum(r["progs"].get(n, {}).get("run_cnt", 0) for r in rs)
+        t = sum(r["progs"].get(n, {}).get("run_time_ns", 0) for r in rs)
+        if c:
+            print(f'  {n:<18}{"":>9}{c / conns:>12.2f}{t / c:>10.0f}{t / 1e9 / conns * 1e5:>15.3f}')
 PY
