@@ -53,7 +53,9 @@ STEPS = [s.split(':', 2) for s in sys.argv[3].splitlines() if s]
 LISTENER = os.path.join(FIXTURES, 'listener.py')
 PORT = 8080
 COUNTERS = ['TcpExtListenOverflows', 'TcpExtListenDrops', 'TcpExtTCPReqQFullDrop', 'TcpExtTCPReqQFullDoCookies',
-            'TcpExtSyncookiesSent', 'TcpOutRsts', 'TcpAttemptFails', 'TcpRetransSegs', 'TcpExtTCPSynRetrans']
+            'TcpExtSyncookiesSent', 'TcpOutRsts', 'TcpAttemptFails', 'TcpRetransSegs', 'TcpExtTCPSynRetrans',
+            # not checked: what a listener's drops beyond ListenOverflows may be (a request reset, a full socket backlog)
+            'TcpExtEmbryonicRsts', 'TcpExtTCPBacklogDrop']
 WORK = tempfile.mkdtemp(prefix='scenarios-')
 
 

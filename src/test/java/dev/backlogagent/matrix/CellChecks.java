@@ -214,7 +214,8 @@ final class CellChecks {
         .flatMap(type -> out.lines(phase, s, type, PORT).stream()).mapToLong(l -> l.path("drops").asLong()).sum();
     boolean pids = !lines.isEmpty() && lines.stream().allMatch(l -> l.path("pid").asLong() == s.path("pid").asLong());
     boolean right = kernel > 0 && agent == kernel && agent + other == ssDrops && pids;
-    add(what, right ? Outcome.CHECKED : Outcome.FAILED, "drops agent " + agent + (other > 0 ? " + " + other + " other" : "")
+    add(what, right ? Outcome.CHECKED : Outcome.FAILED, "drops agent " + agent + (other > 0 ? " + " + other + " other (EmbryonicRsts "
+        + CellOutput.delta(s, "TcpExtEmbryonicRsts") + ", TCPBacklogDrop " + CellOutput.delta(s, "TcpExtTCPBacklogDrop") + ")" : "")
         + ", ListenOverflows " + kernel + ", ss d" + ssDrops
         + (pids ? ", pid " + s.path("pid").asLong() : ", pids " + lines.stream().map(l -> l.path("pid").asText()).toList()));
   }
