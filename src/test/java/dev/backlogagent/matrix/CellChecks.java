@@ -122,13 +122,6 @@ final class CellChecks {
       case SYN_REFUSED -> checkOverflowStart(name, scenarios.get("overflow"));
       case ACCEPT_WAIT -> checkSlowAccept(name, scenarios.get("slowaccept"));
       case SYNACK -> checkSynack(name, scenarios.get("synflood0"));
-      case HANDSHAKES -> {
-        if (status.program() != null && status.program().endsWith(".bt")) {
-          checkQueuePeak(name, status.program(), scenarios.get("overflow"));
-        } else {
-          add(name, status.state().equals("degraded") ? Outcome.DEGRADED : Outcome.RUNS, program + "; its counts feed the overflow lines");
-        }
-      }
       case RESETS -> {
         if (status.state().equals("degraded") && status.detail().contains("without a socket")) {
           // The kernel does not trace resets sent without a socket (before 6.10), and the agent says so.
@@ -231,15 +224,6 @@ final class CellChecks {
       add(what, Outcome.CANNOT, "tcpsynbl does not run: " + (handshakes == null ? "no handshakes line" : handshakes.detail()));
       return;
     }
-    checkQueuePeak(what, "tcpsynbl", s);
-  }
-
-  /**
-   * The overflow scenario's queue peak, as its accept_queue_overflow lines give it: the fifth handshake found 4
-   * waiting. From handshakes.bt that also proves its key (netns, family, address, port from the tracepoint's
-   * record and the child) is the listener's: a wrong one would correlate with nothing and give no peak.
-   */
-  private void checkQueuePeak(String what, String source, JsonNode s) {
     if (missing(what, s, "overflow")) {
       return;
     }
@@ -247,7 +231,7 @@ final class CellChecks {
     List<JsonNode> lines = out.lines(phase, s, "accept_queue_overflow", PORT);
     long peak = lines.stream().mapToLong(l -> l.path("queue_peak").asLong(-1)).max().orElse(-1);
     boolean right = peak == s.path("backlog").asLong() && recvQ == peak + 1;
-    add(what, right ? Outcome.CHECKED : Outcome.FAILED, "queue peak from " + source + " " + peak + " at backlog "
+    add(what, right ? Outcome.CHECKED : Outcome.FAILED, "queue peak from tcpsynbl " + peak + " at backlog "
         + s.path("backlog").asLong() + ", ss Recv-Q " + recvQ + (right ? "" : "; lines " + lines));
   }
 
