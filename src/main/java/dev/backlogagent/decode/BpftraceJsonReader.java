@@ -8,9 +8,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Reads one line of {@code bpftrace -f json} output into a {@link BpftraceRecord}. A line that is not
@@ -40,6 +42,7 @@ public final class BpftraceJsonReader {
     String type = null;
     BpftraceRecord record = null;
     JsonNode early = null;
+    Map<String, String> helperError = null; // a helper_error's fields sit beside "type", with no "data"
     try (JsonParser parser = factory.createParser(line)) {
       if (parser.nextToken() != JsonToken.START_OBJECT) {
         throw new MalformedLineException("not a JSON object");
@@ -59,6 +62,11 @@ public final class BpftraceJsonReader {
             throw new MalformedLineException("a long line whose \"data\" comes before its \"type\"");
           }
           early = parser.readValueAsTree();
+        } else if (HELPER_ERROR_FIELDS.contains(field) && value != null && value.isScalarValue()) {
+          if (helperError == null) {
+            helperError = new HashMap<>();
+          }
+          helperError.put(field, parser.getValueAsString());
         } else {
           parser.skipChildren();
         }
@@ -75,10 +83,25 @@ public final class BpftraceJsonReader {
     } catch (IOException e) {
       throw new MalformedLineException("bad JSON: " + firstLine(e.getMessage()));
     }
+    if (record == null && "helper_error".equals(type)) {
+      Map<String, String> f = helperError == null ? Map.of() : helperError;
+      return new BpftraceRecord.HelperError(f.get("helper"), f.get("msg"), number(f.get("retcode")), number(f.get("line")),
+          number(f.get("col")));
+    }
     if (record == null) {
       throw new MalformedLineException("no \"type\" and \"data\"");
     }
     return record;
+  }
+
+  private static final Set<String> HELPER_ERROR_FIELDS = Set.of("helper", "msg", "retcode", "line", "col");
+
+  private static long number(String text) {
+    try {
+      return text == null ? -1 : Long.parseLong(text);
+    } catch (NumberFormatException e) {
+      return -1;
+    }
   }
 
   /** Decodes "data" of the given type; the parser is on its first token and is left on its last. */

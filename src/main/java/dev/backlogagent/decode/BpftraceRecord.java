@@ -24,6 +24,14 @@ public sealed interface BpftraceRecord {
   /** {@code lost_events}: the perf buffer overflowed and this many events were lost in the kernel. */
   record LostEvents(long count) implements BpftraceRecord {}
 
+  /**
+   * {@code helper_error}: a BPF helper a program called failed at run time (bpftrace 0.23 reports a failed
+   * map_update_elem with "File exists", most likely inserting a key another CPU had just created): what it was
+   * counting is lost.
+   * Fields bpftrace did not print are null, or -1 for the numbers.
+   */
+  record HelperError(String helper, String message, long returnCode, long line, long column) implements BpftraceRecord {}
+
   /** Any other type bpftrace prints (time, join, syscall, …) that our programs do not use. */
   record Other(String type) implements BpftraceRecord {}
 

@@ -80,6 +80,9 @@ class ProgramSupervisorTest {
         "echo '{\"type\": \"printf\", \"data\": \"{\\\"ev\\\":\\\"a\\\"}\"}'",
         "echo '{\"type\": \"map\", \"data\": {\"@x\": {\"1,2\": 3'",
         "echo '{\"type\": \"lost_events\", \"data\": {\"events\": 7}}'",
+        // bpftrace 0.23 in the d13 guest, recorded: a keyed count() whose key another CPU created first
+        "echo '{\"type\": \"helper_error\", \"msg\": \"File exists\", \"helper\": \"map_update_elem\", \"retcode\": -17, "
+            + "\"line\": 200, \"col\": 75}'",
         "echo '{\"type\": \"printf\", \"data\": \"{\\\"ev\\\":\\\"b\\\"}\"}'",
         "sleep 30", ""));
     List<BpftraceRecord> records = new CopyOnWriteArrayList<>();
@@ -87,8 +90,9 @@ class ProgramSupervisorTest {
         new ProgramSupervisor("noisy", List.of("sh", script.toString()), records::add, fast()).start()) {
       assertThat(supervisor.awaitFirstAttach(Duration.ofSeconds(10))).isTrue();
       waitUntil(() -> printed(records) == 2);
-      waitUntil(() -> supervisor.status().lostEvents() == 7);
-      assertThat(supervisor.status().malformedLines()).isEqualTo(2);
+      waitUntil(() -> supervisor.status().lostEvents() == 7 + 1);
+      assertThat(supervisor.status().malformedLines()).as("a helper error is an event lost, not a bad line").isEqualTo(2);
+      assertThat(records).noneMatch(r -> r instanceof BpftraceRecord.HelperError);
       assertThat(records).filteredOn(r -> r instanceof BpftraceRecord.Printed)
           .extracting(r -> ((BpftraceRecord.Printed) r).text()).containsExactly("{\"ev\":\"a\"}", "{\"ev\":\"b\"}");
     }
