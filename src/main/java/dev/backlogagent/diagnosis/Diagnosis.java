@@ -159,7 +159,7 @@ public final class Diagnosis {
       // ListenOverflows nor ListenDrops counts (a 6.1 guest, SYN cookies and resets during an overflow: 41
       // sk_drops, 37 overflows): calling them overflows would overstate the kernel's own count.
       long left = residue - share;
-      long race = left <= Math.max(Math.max(2, l.drops() / 100), ns.listenDropsWhileRead()) ? left : 0;
+      long race = negligible(left, l.drops()) || left <= ns.listenDropsWhileRead() ? left : 0;
       accept.merge(l.socket(), race, Long::sum);
       if (left - race > 0) {
         unexplained.merge(l.socket(), left - race, Long::sum);
