@@ -275,8 +275,8 @@ public final class ProgramSupervisor implements AutoCloseable {
       lost.addAndGet(l.count());
     }
     if (record instanceof BpftraceRecord.HelperError h) {
-      // One event the program did not count (bpftrace 0.23: a key another CPU created first). Counted as lost,
-      // logged like a bad line: the first ten, then the 16th, 32nd ...
+      // One event the program did not count (bpftrace 0.23: most likely a key another CPU had just created).
+      // Counted as lost, logged like a bad line: the first ten, then the 16th, 32nd ...
       long n = helperErrors.incrementAndGet();
       lost.incrementAndGet();
       if (worthLogging(n)) {
